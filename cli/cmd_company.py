@@ -1,0 +1,143 @@
+"""`livedash company add|list|suspend|activate|archive`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import catch_up, handle_errors, require_company, state
+from cli.errors import CliError
+from cli.output import console, fmt_time, print_json
+from domain.company import Company, CompanyStatus, CredentialRef
+from processors.clock import utc_now
+from projections.queries import list_companies
+
+app = typer.Typer(help="Register companies and change their status.", no_args_is_help=True)
+
+
+@app.command("add")
+@handle_errors
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Company name (unique, case-insensitive)")],
+    csv_url: Annotated[str, typer.Option("--csv-url", help="URL or local path of the CSV export")],
+    username: Annotated[str | None, typer.Option("--username", help="Basic-auth user")] = None,
+    password_env: Annotated[
+        str | None, typer.Option("--password-env", help="Environment variable holding the password")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="File holding the password")
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="IANA timezone of the CSV's times")
+    ] = "UTC",
+    status: Annotated[str, typer.Option("--status", help="ACTIVE, TRIAL, SUSPENDED or ARCHIVED")] = "ACTIVE",
+    ai_model: Annotated[str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Register a company. Credentials are stored as a reference, never as the secret."""
+    if password_env and password_file:
+        raise CliError("give --password-env or --password-file, not both")
+    ref = None
+    if password_env:
+        ref = CredentialRef(kind="env", name=password_env)
+    elif password_file:
+        ref = CredentialRef(kind="file", name=str(password_file.expanduser().resolve()))
+    if ref and not username:
+        raise CliError("a password reference needs --username")
+    source = csv_url
+    if "://" not in csv_url:
+        source = str(Path(csv_url).expanduser().resolve())
+    with state(ctx).runtime() as rt:
+        company = Company.register(
+            name,
+            source,
+            utc_now(),
+            username=username,
+            password_ref=ref,
+            timezone=timezone,
+            status=CompanyStatus.parse(status),
+            ai_model=ai_model,
+        )
+        rt.app.register_company(company)
+        catch_up(rt)
+        info = require_company(rt, name)
+    if json_out:
+        print_json(info)
+    else:
+        console.print(f"[green]registered[/] {info.name} ({info.status}), id {info.company_id}")
+
+
+@app.command("list")
+@handle_errors
+def list_(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Companies with their status, session count and last import."""
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        with rt.engine.connect() as conn:
+            rows = list_companies(conn)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(title="Companies")
+    for col in ("name", "status", "sessions", "timezone", "CSV source", "last import"):
+        table.add_column(col)
+    for c in rows:
+        last = "-"
+        if c.last_import:
+            r = c.last_import
+            last = (
+                f"{fmt_time(r.finished_at)} {r.outcome}: {r.rows_seen} seen, {r.new} new, "
+                f"{r.changed} changed, {r.rejected} rejected"
+            )
+        table.add_row(c.name, c.status, str(c.sessions), c.timezone, c.csv_url, last)
+    console.print(table)
+
+
+def _set_status(ctx: typer.Context, name: str, status: CompanyStatus, reason: str | None) -> None:
+    settings = state(ctx).settings
+    with state(ctx).runtime() as rt:
+        company = rt.app.change_company_status(
+            name, status, reason or f"set to {status.value}", settings.actor, utc_now()
+        )
+        catch_up(rt)
+    console.print(f"{company.name} is now {company.status.value}")
+
+
+@app.command("suspend")
+@handle_errors
+def suspend(
+    ctx: typer.Context,
+    name: str,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+) -> None:
+    """Stop processing a company's sessions (they wait; `status` says why)."""
+    _set_status(ctx, name, CompanyStatus.SUSPENDED, reason)
+
+
+@app.command("activate")
+@handle_errors
+def activate(
+    ctx: typer.Context,
+    name: str,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+) -> None:
+    """Process a company's sessions again."""
+    _set_status(ctx, name, CompanyStatus.ACTIVE, reason)
+
+
+@app.command("archive")
+@handle_errors
+def archive(
+    ctx: typer.Context,
+    name: str,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+) -> None:
+    """Archive a company: its history stays, nothing is processed."""
+    _set_status(ctx, name, CompanyStatus.ARCHIVED, reason)

@@ -1,0 +1,139 @@
+"""`livedash retry` and `livedash projections status|rebuild`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.table import Table
+
+from cli.cmd_reports import resolve_session
+from cli.context import catch_up, handle_errors, optional_company, state
+from cli.errors import CliError
+from cli.output import console, fmt_age, fmt_time, print_json
+from domain.errors import DomainError
+from domain.session import Session
+from domain.stages import STAGE_ORDER, Stage, Status
+from processors.clock import utc_now
+from projections.queries import failed_session_ids
+
+projections_app = typer.Typer(help="Inspect and rebuild the projections.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("retry")(retry)
+
+
+@handle_errors
+def retry(
+    ctx: typer.Context,
+    sessions: Annotated[
+        list[str] | None, typer.Argument(help="Session ids (internal or external)")
+    ] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="Stage to reset")] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every FAILED session of --stage")
+    ] = False,
+    company: Annotated[str | None, typer.Option("--company")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Recorded with the reset")] = "manual retry",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Send failed (or skipped) stages back to PENDING; history keeps every earlier attempt."""
+    settings = state(ctx).settings
+    stage_v = Stage.parse(stage) if stage else None
+    if all_failed and stage_v is None:
+        raise CliError("--all-failed needs --stage", hint="e.g. --stage TRANSCRIPT_FETCH --all-failed")
+    if not sessions and not all_failed:
+        raise CliError("name sessions to retry, or use --stage S --all-failed")
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        if all_failed:
+            assert stage_v is not None
+            info = optional_company(rt, company)
+            with rt.engine.connect() as conn:
+                ids = failed_session_ids(conn, stage_v, info.company_id if info else None)
+        else:
+            ids = [resolve_session(rt, key, company)["session_id"] for key in sessions or []]
+        now = utc_now()
+        reset: list[Session] = []
+        refused: list[dict[str, str]] = []
+        for session in rt.app.get_sessions(ids):
+            target = stage_v or _first_resettable(session)
+            try:
+                if target is None:
+                    raise DomainError("no FAILED or SKIPPED stage to retry")
+                session.reset_stage(target, reason, settings.actor, now)
+                reset.append(session)
+            except DomainError as e:
+                refused.append({"session_id": str(session.id), "external_id": session.external_id,
+                                "reason": str(e)})
+        for i in range(0, len(reset), 500):
+            rt.app.save_all(reset[i : i + 500])
+        catch_up(rt)
+    result = {
+        "reset": [{"session_id": str(s.id), "external_id": s.external_id} for s in reset],
+        "refused": refused,
+        "actor": settings.actor,
+        "reason": reason,
+    }
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"reset {len(reset)} session(s) to PENDING (by {settings.actor}: {reason})")
+        for r in refused:
+            console.print(f"  [yellow]not reset[/] {r['external_id']}: {r['reason']}")
+    if refused and not reset:
+        raise typer.Exit(1)
+
+
+def _first_resettable(session: Session) -> Stage | None:
+    for stage in STAGE_ORDER[1:]:
+        if session.stages[stage].status in (Status.FAILED, Status.SKIPPED):
+            return stage
+    return None
+
+
+@projections_app.command("status")
+@handle_errors
+def projections_status(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Each projection's position and lag (events and seconds behind the log)."""
+    with state(ctx).runtime() as rt:
+        lags = rt.runner.lag()
+    if json_out:
+        print_json([lag.__dict__ for lag in lags])
+        return
+    table = Table(title="Projections")
+    for col in ("name", "position", "log head", "events behind", "behind", "applied", "updated"):
+        table.add_column(col)
+    for lag in lags:
+        table.add_row(
+            lag.name, str(lag.position), str(lag.head), str(lag.events_behind),
+            fmt_age(lag.seconds_behind), str(lag.events_applied), fmt_time(lag.updated_at),
+        )
+    console.print(table)
+
+
+@projections_app.command("rebuild")
+@handle_errors
+def projections_rebuild(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Projection name (default: all)")] = None,
+) -> None:
+    """Empty a projection and replay the whole event log into it."""
+    with state(ctx).runtime() as rt:
+        names = [name] if name else list(rt.runner.projections)
+        unknown = [n for n in names if n not in rt.runner.projections]
+        if unknown:
+            raise CliError(
+                f"unknown projection {unknown[0]!r}",
+                hint=f"one of: {', '.join(rt.runner.projections)}",
+            )
+        for n in names:
+            count = rt.runner.rebuild(n)
+            console.print(f"rebuilt {n}: {count} events applied")
+
+

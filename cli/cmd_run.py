@@ -1,0 +1,186 @@
+"""`livedash run` (the daemon) and `livedash demo`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import uuid
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from cli.context import State, catch_up, handle_errors, state
+from cli.errors import CliError, ExitCode
+from cli.output import console
+from cli.runtime import Runtime, events_table
+from domain.stages import WORKER_STAGES, Stage
+from processors.analysis import AnalysisProcessor, QuestionExtractionProcessor
+from processors.base import StageProcessor
+from processors.clock import utc_now
+from processors.creation import SessionCreationProcessor
+from processors.csv_import import CsvSchedule
+from processors.csv_source import CsvSource
+from processors.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.fetch import FetchSettings, TranscriptFetchProcessor
+from processors.netguard import AllowList
+from processors.notify import PgListener
+from processors.reporting import JsonLogReporter, Reporter, TerminalReporter
+
+DEFAULTS: dict[Stage, tuple[int, float]] = {
+    # concurrency, timeout (seconds; always cut to end before the lease)
+    Stage.TRANSCRIPT_FETCH: (16, 30.0),
+    Stage.SESSION_CREATION: (4, 60.0),
+    Stage.AI_ANALYSIS: (8, 90.0),
+    Stage.QUESTION_EXTRACTION: (4, 30.0),
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def _pairs(value: str | None, what: str) -> dict[Stage, float]:
+    result: dict[Stage, float] = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise CliError(f"bad {what} {item!r}", hint=f"use STAGE=N, e.g. TRANSCRIPT_FETCH=8")
+        name, _, number = item.partition("=")
+        try:
+            result[Stage.parse(name)] = float(number)
+        except ValueError as e:
+            raise CliError(f"bad {what} {item!r}: {e}", code=ExitCode.USAGE) from None
+    return result
+
+
+def stage_configs(
+    lease_default: float, leases: dict[Stage, float], concurrency: dict[Stage, float]
+) -> dict[Stage, StageConfig]:
+    configs = {}
+    for stage, (conc, timeout) in DEFAULTS.items():
+        lease = leases.get(stage, lease_default)
+        if lease < 2:
+            raise CliError(f"lease for {stage.value} is too short ({lease}s)", code=ExitCode.USAGE)
+        configs[stage] = StageConfig(
+            concurrency=max(1, int(concurrency.get(stage, conc))),
+            timeout=min(timeout, lease * 0.8),
+            lease_seconds=lease,
+        )
+    return configs
+
+
+def build_processors(st: State) -> dict[Stage, StageProcessor]:
+    fetch = FetchSettings(allow=AllowList.parse(st.settings.fetch_allow_hosts))
+    return {
+        Stage.TRANSCRIPT_FETCH: TranscriptFetchProcessor(fetch, st.env),
+        Stage.SESSION_CREATION: SessionCreationProcessor(),
+        Stage.AI_ANALYSIS: AnalysisProcessor(),
+        Stage.QUESTION_EXTRACTION: QuestionExtractionProcessor(),
+    }
+
+
+def run_daemon(
+    st: State,
+    rt: Runtime,
+    config: DaemonConfig,
+    csv_interval: float | None,
+    reporter: Reporter,
+) -> DaemonSummary:
+    processors = build_processors(st)
+    source = CsvSource(st.env)
+    scheduled = []
+    if csv_interval and csv_interval > 0:
+        scheduled.append(CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log))
+    daemon = Daemon(rt.app, rt.runner, processors, config, utc_now, reporter, scheduled)
+    listener = None
+    if rt.config.kind == "postgres":
+        listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
+    previous = _install_signals(daemon)
+    try:
+        return daemon.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if listener:
+            listener.stop()
+        source.close()
+        for p in processors.values():
+            close = getattr(p, "close", None)
+            if close:
+                close()
+
+
+def _install_signals(daemon: Daemon) -> dict[int, signal._HANDLER]:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if daemon.stopping:
+            os._exit(128 + signum)  # second signal: leave now; leases expire, work is retried
+        daemon.request_stop()
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, handler)
+    return previous
+
+
+def make_reporter(stages: tuple[Stage, ...], verbose: bool) -> Reporter:
+    if sys.stderr.isatty() and not verbose:
+        return TerminalReporter(stages)
+    return JsonLogReporter(verbose=verbose)
+
+
+@handle_errors
+def run(
+    ctx: typer.Context,
+    stages: Annotated[
+        str | None, typer.Option("--stages", help="Comma-separated stages to work on (default: all)")
+    ] = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit when nothing is due, running or retrying soon")
+    ] = False,
+    concurrency: Annotated[
+        str | None, typer.Option("--concurrency", help="Per stage, e.g. TRANSCRIPT_FETCH=32,AI_ANALYSIS=8")
+    ] = None,
+    lease: Annotated[
+        str | None, typer.Option("--lease", help="Lease seconds per stage, e.g. AI_ANALYSIS=300")
+    ] = None,
+    idle_horizon: Annotated[
+        float, typer.Option("--idle-horizon", help="With --until-idle: wait for retries due within this many seconds")
+    ] = 60.0,
+    csv_interval: Annotated[
+        float, typer.Option("--csv-interval", help="Seconds between imports of each ACTIVE company's CSV source (0: never)")
+    ] = 900.0,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between polls")] = 1.0,
+    grace: Annotated[float, typer.Option("--grace", help="Seconds in-flight work may finish after SIGTERM")] = 30.0,
+    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Name recorded on claims")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log every stage event as JSON lines")] = False,
+) -> None:
+    """Run the stage processors: claim due work, process it, record it; until stopped."""
+    st = state(ctx)
+    chosen = tuple(Stage.parse(s) for s in stages.split(",") if s.strip()) if stages else WORKER_STAGES
+    if Stage.CSV_IMPORT in chosen:
+        chosen = tuple(s for s in chosen if s is not Stage.CSV_IMPORT)
+    configs = stage_configs(st.settings.lease_seconds, _pairs(lease, "lease"), _pairs(concurrency, "concurrency"))
+    worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    config = DaemonConfig(
+        worker_id=worker,
+        stages=chosen,
+        stage_configs=configs,
+        until_idle=until_idle,
+        idle_horizon=idle_horizon,
+        poll_interval=poll_interval,
+        grace_seconds=grace,
+        level_interval=max(poll_interval, 2.0),
+    )
+    with st.runtime() as rt:
+        catch_up(rt)
+        summary = run_daemon(st, rt, config, csv_interval if csv_interval > 0 else None,
+                             make_reporter(chosen, verbose))
+    if summary.next_retry_at is not None and until_idle:
+        console.print(f"retries still scheduled; the next at {summary.next_retry_at:%Y-%m-%d %H:%M:%S} UTC")
+
+

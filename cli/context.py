@@ -1,0 +1,102 @@
+"""What every command shares: the settings, the runtime, and one way to fail."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from eventsourcing.persistence import OperationalError as ESOperationalError
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError as SAOperationalError
+
+from cli.errors import CliError, ExitCode
+from cli.output import err_console
+from cli.runtime import Runtime
+from cli.settings import Settings
+from domain.errors import DomainError
+from projections.models import CompanyInfo
+from projections.queries import company_by_name
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class State:
+    settings: Settings
+    env: dict[str, str]
+    """A snapshot of the environment for credential references, taken once at start."""
+
+    def runtime(self, create: bool = False) -> Runtime:
+        return Runtime.open(self.settings.database_url, create=create)
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_object(State)
+    if obj is None:  # a command invoked without the callback (tests calling functions)
+        obj = State(Settings.from_env(), dict(os.environ))
+        ctx.obj = obj
+    return obj
+
+
+def fail(err: CliError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {err.message}")
+    if err.hint:
+        err_console.print(f"[dim]hint:[/] {err.hint}")
+    return typer.Exit(int(err.code))
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turns the errors a user can cause into one clear line, a hint and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CliError as e:
+            raise fail(e) from None
+        except DomainError as e:
+            raise fail(CliError(str(e))) from None
+        except ValueError as e:
+            if isinstance(e, ValidationError):
+                raise fail(CliError(f"invalid value: {e.errors()[0]['msg']}")) from None
+            raise fail(CliError(str(e), code=ExitCode.USAGE)) from None
+        except (SAOperationalError, ESOperationalError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise fail(
+                CliError(
+                    f"database error: {first}",
+                    hint="check that the database is reachable and initialised (`livedash init`)",
+                    code=ExitCode.DATABASE,
+                )
+            ) from None
+
+    return wrapper
+
+
+def require_company(rt: Runtime, name: str) -> CompanyInfo:
+    with rt.engine.connect() as conn:
+        info = company_by_name(conn, name)
+    if info is None:
+        raise CliError(
+            f"unknown company {name!r}",
+            hint="`livedash company list` shows the registered companies",
+        )
+    return info
+
+
+def optional_company(rt: Runtime, name: str | None) -> CompanyInfo | None:
+    return require_company(rt, name) if name else None
+
+
+def catch_up(rt: Runtime) -> None:
+    """Reports reflect the command that ran just before them."""
+    rt.runner.catch_up()
+
+
+def kwargs_without_none(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}

@@ -1,0 +1,101 @@
+"""The composition root: builds the application, the projection store and the runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import OperationalError as SAOperationalError
+
+from cli.errors import CliError, ExitCode
+from domain.application import LiveDashApp
+from domain.database_url import DatabaseConfig, DatabaseUrlError
+from projections.companies import CompanyProjection
+from projections.runner import ProjectionRunner
+from projections.schema import metadata
+from projections.status import StatusProjection
+from projections.store import create_schema, make_engine
+
+INIT_HINT = "run `livedash init` first (with the same --database-url)"
+
+
+@dataclass
+class Runtime:
+    config: DatabaseConfig
+    app: LiveDashApp
+    engine: Engine
+    runner: ProjectionRunner
+    closed: bool = field(default=False)
+
+    @classmethod
+    def open(cls, database_url: str, create: bool = False) -> Runtime:
+        try:
+            config = DatabaseConfig.from_url(database_url)
+        except DatabaseUrlError as e:
+            raise CliError(
+                str(e), hint="set --database-url or LIVEDASH_DATABASE_URL", code=ExitCode.USAGE
+            ) from None
+        if config.kind == "sqlite" and not create and not Path(config.path).exists():
+            raise CliError(
+                f"no database at {config.path}", hint=INIT_HINT, code=ExitCode.DATABASE
+            )
+        engine = make_engine(config.sqlalchemy_url())
+        _check_reachable(engine, config, create)
+        try:
+            app = LiveDashApp(env=config.eventsourcing_env(create_tables=create))
+        except Exception as e:  # the library raises several types for a bad connection
+            raise CliError(
+                f"cannot open the event store on {config.describe()}: {e}",
+                hint="check that the database server is running and the URL is right",
+                code=ExitCode.DATABASE,
+            ) from None
+        if create:
+            create_schema(engine)
+        runner = ProjectionRunner(
+            engine, app.recorder, app.mapper, [StatusProjection(), CompanyProjection()]
+        )
+        return cls(config=config, app=app, engine=engine, runner=runner)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.app.close()
+            self.engine.dispose()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def events_table(config: DatabaseConfig) -> str:
+    return "stored_events" if config.kind == "sqlite" else "livedash_events"
+
+
+def _check_reachable(engine: Engine, config: DatabaseConfig, create: bool) -> None:
+    try:
+        names = set(inspect(engine).get_table_names(schema=config.schema or None))
+    except SAOperationalError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise CliError(
+            f"cannot reach {config.describe()}: {reason}",
+            hint="check that the database server is running and the URL is right",
+            code=ExitCode.DATABASE,
+        ) from None
+    if create:
+        return
+    missing = [t for t in [events_table(config), *metadata.tables] if t not in names]
+    if missing:
+        raise CliError(
+            f"{config.describe()} is not initialised (missing: {', '.join(missing[:3])})",
+            hint=INIT_HINT,
+            code=ExitCode.DATABASE,
+        )

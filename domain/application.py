@@ -1,0 +1,180 @@
+"""The event-sourced application: the one module of the domain that talks to the event store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.utils import Environment, EnvType
+from pydantic import BaseModel
+
+from domain.analysis import Category, Sentiment, SessionAnalysis
+from domain.company import Company, CompanyStatus, CredentialRef, ImportRun, company_id_for
+from domain.csv_rows import RowRejection, SourceRow
+from domain.errors import CompanyError
+from domain.payloads import AIUsage, FetchedTranscript, SessionFields
+from domain.session import Session
+from domain.stages import Stage, Status
+from domain.transcript import Message
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class EnumByValue(Transcoding):
+    def __init__(self, enum_type: type[Enum], name: str) -> None:
+        self.type = enum_type
+        self.name = name
+
+    def encode(self, obj: Enum) -> str:
+        return str(obj.value)
+
+    def decode(self, data: str) -> Enum:
+        return self.type(data)
+
+
+class PydanticModel(Transcoding):
+    """Stores a pydantic value as its JSON form, so the event stays readable in the database."""
+
+    def __init__(self, model: type[BaseModel], name: str) -> None:
+        self.type = model
+        self.name = name
+        self.model = model
+
+    def encode(self, obj: BaseModel) -> dict[str, Any]:
+        return obj.model_dump(mode="json")
+
+    def decode(self, data: dict[str, Any]) -> BaseModel:
+        return self.model.model_validate(data)
+
+
+ENUM_TRANSCODINGS: tuple[tuple[type[Enum], str], ...] = (
+    (Stage, "stage"),
+    (Status, "status"),
+    (CompanyStatus, "company_status"),
+    (Sentiment, "sentiment"),
+    (Category, "category"),
+)
+MODEL_TRANSCODINGS: tuple[tuple[type[BaseModel], str], ...] = (
+    (SourceRow, "source_row"),
+    (RowRejection, "row_rejection"),
+    (ImportRun, "import_run"),
+    (CredentialRef, "credential_ref"),
+    (FetchedTranscript, "fetched_transcript"),
+    (SessionFields, "session_fields"),
+    (AIUsage, "ai_usage"),
+    (SessionAnalysis, "session_analysis"),
+    (Message, "message"),
+)
+
+
+class LiveDashApp(Application[UUID]):
+    name = "LiveDash"
+    snapshotting_intervals = {Company: 50}
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only what the caller passes: settings are read once, in the CLI, never here."""
+        values = dict(type(self).env)
+        values["IS_SNAPSHOTTING_ENABLED"] = "y"
+        values.update(env or {})
+        return Environment(name, values)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for enum_type, enum_name in ENUM_TRANSCODINGS:
+            transcoder.register(EnumByValue(enum_type, enum_name))
+        for model, model_name in MODEL_TRANSCODINGS:
+            transcoder.register(PydanticModel(model, model_name))
+
+    # ---------------------------------------------------------------- saving
+    def save_all(self, aggregates: Sequence[Aggregate]) -> int:
+        """One transaction for many aggregates: per-transaction cost dominates, so batch."""
+        pending = [a for a in aggregates if a.pending_events]
+        if not pending:
+            return 0
+        count = sum(len(a.pending_events) for a in pending)
+        self.save(*pending)
+        return count
+
+    def save_each(self, aggregates: Sequence[Aggregate]) -> tuple[list[Aggregate], list[Aggregate]]:
+        """Saves one by one after a batch conflict: returns (saved, lost the race)."""
+        saved: list[Aggregate] = []
+        lost: list[Aggregate] = []
+        for agg in aggregates:
+            try:
+                self.save(agg)
+            except IntegrityError:
+                lost.append(agg)
+            else:
+                saved.append(agg)
+        return saved, lost
+
+    # ------------------------------------------------------------- companies
+    def register_company(self, company: Company) -> Company:
+        try:
+            self.repository.get(company.id)
+        except AggregateNotFoundError:
+            pass
+        else:
+            raise CompanyError(f"a company named {company.name!r} already exists")
+        try:
+            self.save(company)
+        except IntegrityError:
+            raise CompanyError(f"a company named {company.name!r} already exists") from None
+        return company
+
+    def get_company(self, name_or_id: str | UUID) -> Company:
+        company_id = name_or_id if isinstance(name_or_id, UUID) else _company_key(name_or_id)
+        try:
+            company = self.repository.get(company_id)
+        except AggregateNotFoundError:
+            raise CompanyError(f"unknown company {name_or_id!s}") from None
+        assert isinstance(company, Company)
+        return company
+
+    def change_company_status(
+        self, name: str, status: CompanyStatus, reason: str, actor: str, now: datetime
+    ) -> Company:
+        company = self.get_company(name)
+        if company.change_status(status, reason, actor, now):
+            self.save(company)
+        return company
+
+    def record_import(self, company: Company, run: ImportRun) -> None:
+        company.record_import(run)
+        self.save(company)
+
+    # -------------------------------------------------------------- sessions
+    def get_session(self, session_id: UUID) -> Session:
+        session = self.repository.get(session_id)
+        assert isinstance(session, Session)
+        return session
+
+    def find_session(self, session_id: UUID) -> Session | None:
+        try:
+            return self.get_session(session_id)
+        except AggregateNotFoundError:
+            return None
+
+    def get_sessions(self, session_ids: Iterable[UUID]) -> list[Session]:
+        found = []
+        for session_id in session_ids:
+            session = self.find_session(session_id)
+            if session is not None:
+                found.append(session)
+        return found
+
+    def session_events(self, session_id: UUID) -> list[DomainEventProtocol[UUID]]:
+        return list(self.events.get(session_id))
+
+
+def _company_key(name_or_id: str) -> UUID:
+    try:
+        return UUID(name_or_id)
+    except ValueError:
+        return company_id_for(name_or_id)

@@ -1,0 +1,233 @@
+"""The Company aggregate: a tenant, where its CSV comes from, and what its imports did.
+
+Credentials are only ever a *reference* (an environment variable name or a file path);
+the secret itself is resolved at the edge, when a request is made, and never stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from eventsourcing.domain import Aggregate
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.csv_rows import RowRejection
+from domain.errors import CompanyError
+
+COMPANY_NAMESPACE = uuid5(NAMESPACE_URL, "https://livedash.invalid/company")
+MAX_REJECTIONS_KEPT = 1000
+
+
+class CompanyStatus(Enum):
+    ACTIVE = "ACTIVE"
+    TRIAL = "TRIAL"
+    SUSPENDED = "SUSPENDED"
+    ARCHIVED = "ARCHIVED"
+
+    @classmethod
+    def parse(cls, value: str) -> CompanyStatus:
+        try:
+            return cls[value.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown company status {value!r}; expected one of {names}") from None
+
+
+class CredentialRef(BaseModel):
+    """Where to find a password, never the password."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["env", "file"]
+    name: str
+
+    def describe(self) -> str:
+        return f"${self.name}" if self.kind == "env" else f"file:{self.name}"
+
+
+class ImportRun(BaseModel):
+    """One import of a company's CSV, as reported to the operator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: UUID
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: Literal["ok", "not_modified", "error"]
+    rows_seen: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejections: list[RowRejection] = Field(default_factory=list)
+    bytes: int = 0
+    http_status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_sha256: str | None = None
+    error: str | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() * 1000
+
+
+def company_id_for(name: str) -> UUID:
+    """Names are unique regardless of case, so the id follows from the name."""
+    return uuid5(COMPANY_NAMESPACE, name.strip().casefold())
+
+
+def check_timezone(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CompanyError(f"unknown timezone {tz!r}; use an IANA name such as Europe/Amsterdam") from None
+    return tz
+
+
+class Company(Aggregate):
+    TOPIC = "livedash:Company"
+
+    class Event(Aggregate.Event):
+        TOPIC = "livedash:Company.Event"
+
+    class Created(Aggregate.Created):
+        TOPIC = "livedash:Company.Created"
+
+    class Registered(Aggregate.Created):
+        TOPIC = "livedash:Company.Registered"
+        name: str
+        csv_url: str
+        username: str | None
+        password_ref: CredentialRef | None
+        timezone: str
+        status: CompanyStatus
+        ai_model: str | None
+
+    class StatusChanged(Aggregate.Event):
+        TOPIC = "livedash:Company.StatusChanged"
+        status: CompanyStatus
+        reason: str
+        actor: str
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.status = self.status
+
+    class SettingsChanged(Aggregate.Event):
+        TOPIC = "livedash:Company.SettingsChanged"
+        csv_url: str
+        username: str | None
+        password_ref: CredentialRef | None
+        timezone: str
+        ai_model: str | None
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.csv_url = self.csv_url
+            aggregate.username = self.username
+            aggregate.password_ref = self.password_ref
+            aggregate.timezone = self.timezone
+            aggregate.ai_model = self.ai_model
+
+    class ImportRecorded(Aggregate.Event):
+        TOPIC = "livedash:Company.ImportRecorded"
+        run: ImportRun
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.last_import = self.run
+            if self.run.outcome == "ok":
+                aggregate.etag = self.run.etag
+                aggregate.last_modified = self.run.last_modified
+                aggregate.content_sha256 = self.run.content_sha256
+
+    def __init__(
+        self,
+        name: str,
+        csv_url: str,
+        username: str | None,
+        password_ref: CredentialRef | None,
+        timezone: str,
+        status: CompanyStatus,
+        ai_model: str | None,
+    ) -> None:
+        self.name = name
+        self.csv_url = csv_url
+        self.username = username
+        self.password_ref = password_ref
+        self.timezone = timezone
+        self.status = status
+        self.ai_model = ai_model
+        self.last_import: ImportRun | None = None
+        self.etag: str | None = None
+        self.last_modified: str | None = None
+        self.content_sha256: str | None = None
+
+    @classmethod
+    def register(
+        cls,
+        name: str,
+        csv_url: str,
+        now: datetime,
+        username: str | None = None,
+        password_ref: CredentialRef | None = None,
+        timezone: str = "UTC",
+        status: CompanyStatus = CompanyStatus.ACTIVE,
+        ai_model: str | None = None,
+    ) -> Company:
+        name = name.strip()
+        if not name:
+            raise CompanyError("a company needs a name")
+        if not csv_url.strip():
+            raise CompanyError("a company needs a CSV source (a URL or a file path)")
+        return cls._create(
+            cls.Registered,
+            id=company_id_for(name),
+            name=name,
+            csv_url=csv_url.strip(),
+            username=username or None,
+            password_ref=password_ref,
+            timezone=check_timezone(timezone),
+            status=status,
+            ai_model=ai_model,
+            timestamp=now,
+        )
+
+    def change_status(self, status: CompanyStatus, reason: str, actor: str, now: datetime) -> bool:
+        if status is self.status:
+            return False
+        self.trigger_event(
+            self.StatusChanged, status=status, reason=reason, actor=actor, timestamp=now
+        )
+        return True
+
+    def change_settings(
+        self,
+        now: datetime,
+        csv_url: str | None = None,
+        username: str | None = None,
+        password_ref: CredentialRef | None = None,
+        timezone: str | None = None,
+        ai_model: str | None = None,
+    ) -> None:
+        self.trigger_event(
+            self.SettingsChanged,
+            csv_url=csv_url or self.csv_url,
+            username=username if username is not None else self.username,
+            password_ref=password_ref if password_ref is not None else self.password_ref,
+            timezone=check_timezone(timezone) if timezone else self.timezone,
+            ai_model=ai_model if ai_model is not None else self.ai_model,
+            timestamp=now,
+        )
+
+    def record_import(self, run: ImportRun) -> None:
+        if len(run.rejections) > MAX_REJECTIONS_KEPT:
+            run = run.model_copy(update={"rejections": run.rejections[:MAX_REJECTIONS_KEPT]})
+        self.trigger_event(self.ImportRecorded, run=run, timestamp=run.finished_at)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is CompanyStatus.ACTIVE

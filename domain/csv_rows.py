@@ -1,0 +1,518 @@
+"""Parser for the upstream 16-column session export (the original has no header, see §2.2/§2.3).
+
+The original parser silently turned zeros into nulls, truncated integers, rolled impossible dates
+over and let one stray quote abort the whole file. Here every data record ends up as exactly one
+`SourceRow` or one `RowRejection` with a reason, so an import run can always account for the file.
+Only the four numeric columns and the two times are interpreted; the descriptive columns stay raw
+(trimmed) and are normalised later by `domain.normalise`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+COLUMNS: tuple[str, ...] = (
+    "session_id",
+    "start_time",
+    "end_time",
+    "ip_address",
+    "country",
+    "language",
+    "messages_sent",
+    "sentiment",
+    "escalated",
+    "forwarded_hr",
+    "full_transcript_url",
+    "avg_response_time",
+    "tokens",
+    "tokens_eur",
+    "category",
+    "initial_msg",
+)
+"""Legacy column names in file order; rejection reasons use them because they are the file's."""
+
+N_COLUMNS = len(COLUMNS)
+MAX_FIELD_CHARS = 10_000
+MAX_IP_CHARS = 45
+MAX_RAW_LINE_CHARS = 2_000
+MAX_COUNT = 2**63 - 1  # what a BIGINT column can hold
+DATETIME_FORMAT = "DD.MM.YYYY HH:MM:SS"
+
+_FREE_TEXT_COLUMNS = frozenset({"category", "initial_msg"})
+"""The only columns where a quoted line break is plausible; elsewhere it means a stray quote."""
+
+
+class SourceRow(BaseModel):
+    """One accepted export row: times interpreted, counts checked, descriptive columns raw."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: Annotated[str, Field(min_length=1)]
+    start_time: AwareDatetime
+    end_time: AwareDatetime
+    ip_address: Annotated[str, Field(max_length=MAX_IP_CHARS)] | None
+    country: str | None
+    language: str | None
+    messages_sent: Annotated[int, Field(ge=0)] | None
+    sentiment: str | None
+    escalated: str | None
+    forwarded_hr: str | None
+    transcript_url: str | None
+    avg_response_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    tokens: Annotated[int, Field(ge=0)] | None
+    tokens_eur: Annotated[Decimal, Field(ge=0)] | None
+    category: str | None
+    initial_message: str | None
+
+    def fingerprint(self) -> str:
+        """Change detection key; times in UTC so it survives the JSON round trip of the store."""
+        values = self.__dict__
+        payload = {name: _canonical(values[name]) for name in _ROW_FIELDS}
+        return hashlib.sha256(_CANONICAL_JSON.encode(payload).encode("utf-8")).hexdigest()
+
+
+_ROW_FIELDS: tuple[str, ...] = tuple(SourceRow.model_fields)
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+class RowRejection(BaseModel):
+    """A data record that did not become a row, kept so the import run can show why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    row_number: int
+    raw_line: str
+    reason: str
+
+
+class ParsedCsv(BaseModel):
+    """Outcome of one file: accepted rows and rejections, both tagged with their record number."""
+
+    rows: list[tuple[int, SourceRow]]
+    rejections: list[RowRejection]
+    header_detected: bool
+    bom_stripped: bool
+
+    @property
+    def rows_seen(self) -> int:
+        """Data records: every one of them is either a row or a rejection."""
+        return len(self.rows) + len(self.rejections)
+
+
+class CsvFormatError(ValueError):
+    """The file as a whole is unreadable; per-record problems are rejections instead."""
+
+
+# ----------------------------------------------------------------------------------- values
+
+
+_DATETIME_RE = re.compile(r"(\d{1,2})([.-])(\d{1,2})\2(\d{4}) +(\d{1,2}):(\d{2}):(\d{2})", re.ASCII)
+_DATE_ONLY_RE = re.compile(r"\d{1,2}([.-])\d{1,2}\1\d{4}", re.ASCII)
+_ISO_PREFIX_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}", re.ASCII)
+_INT_RE = re.compile(r"[+-]?\d+(?:\.0*)?", re.ASCII)
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _show(value: str, limit: int = 60) -> str:
+    """Quotes a value for a reason, shortened so one bad cell cannot flood the report."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown timezone {name!r}; use an IANA name such as UTC") from None
+
+
+def _format_problem(value: str) -> str:
+    if _DATE_ONLY_RE.fullmatch(value):
+        return f"date without time {_show(value)}, expected {DATETIME_FORMAT}"
+    if _ISO_PREFIX_RE.match(value):
+        return f"ISO date {_show(value)} is not the expected {DATETIME_FORMAT}"
+    return f"expected {DATETIME_FORMAT}, got {_show(value)}"
+
+
+def _to_datetime(value: str, zone: tzinfo) -> datetime:
+    """Wall time in the company's zone; nonexistent/ambiguous times take zoneinfo's fold=0."""
+    if not value:
+        raise ValueError("missing")
+    match = _DATETIME_RE.fullmatch(value)
+    if match is None:
+        raise ValueError(_format_problem(value))
+    day, _, month, year, hour, minute, second = match.groups()
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=zone
+        )
+    except ValueError as e:
+        raise ValueError(f"impossible date {value} ({e})") from None
+
+
+def parse_european_datetime(value: str, timezone: str) -> datetime:
+    """Public form of the row parser's date rule, for callers holding a single value."""
+    return _to_datetime(value.strip(), _zone(timezone))
+
+
+def _to_count(value: str) -> int | None:
+    """Whole, non-negative numbers only: the original truncated `1.9` and `12abc` silently."""
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        number = int(value)
+    elif _INT_RE.fullmatch(value):
+        number = int(value.split(".", 1)[0])
+    elif _NUMBER_RE.fullmatch(value):
+        raise ValueError(f"not a whole number {_show(value)}")
+    else:
+        raise ValueError(f"not a number {_show(value)}")
+    if number < 0:
+        raise ValueError(f"negative value {_show(value)}")
+    if number > MAX_COUNT:
+        raise ValueError(f"value too large {_show(value)}")
+    return number
+
+
+def _to_float(value: str) -> float | None:
+    if not value:
+        return None
+    if not _NUMBER_RE.fullmatch(value):
+        raise ValueError(f"not a number {_show(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"value too large {_show(value)}")
+    if number < 0:
+        raise ValueError(f"negative value {_show(value)}")
+    return abs(number)  # folds -0.0 into 0.0
+
+
+def _to_decimal(value: str) -> Decimal | None:
+    """Decimal keeps the file's precision (`0.0010` stays `0.0010`)."""
+    if not value:
+        return None
+    if not _NUMBER_RE.fullmatch(value):
+        raise ValueError(f"not a number {_show(value)}")
+    number = Decimal(value)
+    if number < 0:
+        raise ValueError(f"negative value {_show(value)}")
+    return number.copy_abs()  # folds -0 into 0
+
+
+def _to_external_id(value: str) -> str:
+    """A blank id collapsed every such row onto one record in the original; refuse it here."""
+    if not value:
+        raise ValueError("missing")
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"contains control characters {_show(value)}")
+    return value
+
+
+def _to_ip(value: str) -> str | None:
+    if len(value) > MAX_IP_CHARS:
+        raise ValueError(f"longer than {MAX_IP_CHARS} characters ({len(value)})")
+    return value or None
+
+
+def _to_text(value: str) -> str | None:
+    return value or None
+
+
+Converter = Callable[[str], object]
+
+
+def _converters(zone: tzinfo) -> tuple[tuple[str, str, Converter], ...]:
+    """(column, SourceRow field, converter) in legacy column order."""
+
+    def to_time(value: str) -> datetime:
+        return _to_datetime(value, zone)
+
+    return (
+        ("session_id", "external_id", _to_external_id),
+        ("start_time", "start_time", to_time),
+        ("end_time", "end_time", to_time),
+        ("ip_address", "ip_address", _to_ip),
+        ("country", "country", _to_text),
+        ("language", "language", _to_text),
+        ("messages_sent", "messages_sent", _to_count),
+        ("sentiment", "sentiment", _to_text),
+        ("escalated", "escalated", _to_text),
+        ("forwarded_hr", "forwarded_hr", _to_text),
+        ("full_transcript_url", "transcript_url", _to_text),
+        ("avg_response_time", "avg_response_time", _to_float),
+        ("tokens", "tokens", _to_count),
+        ("tokens_eur", "tokens_eur", _to_decimal),
+        ("category", "category", _to_text),
+        ("initial_msg", "initial_message", _to_text),
+    )
+
+
+def _fast_values(values: Sequence[str], zone: tzinfo) -> dict[str, Any]:
+    """The common all-valid case in one straight line; raises ValueError at the first problem."""
+    (sid, start, end, ip, country, language, sent, sentiment, escalated, forwarded, url,
+     avg, tokens, eur, category, message) = values  # fmt: skip
+    return {
+        "external_id": _to_external_id(sid),
+        "start_time": _to_datetime(start, zone),
+        "end_time": _to_datetime(end, zone),
+        "ip_address": _to_ip(ip),
+        "country": country or None,
+        "language": language or None,
+        "messages_sent": _to_count(sent),
+        "sentiment": sentiment or None,
+        "escalated": escalated or None,
+        "forwarded_hr": forwarded or None,
+        "transcript_url": url or None,
+        "avg_response_time": _to_float(avg),
+        "tokens": _to_count(tokens),
+        "tokens_eur": _to_decimal(eur),
+        "category": category or None,
+        "initial_message": message or None,
+    }
+
+
+def _problems(values: Sequence[str], zone: tzinfo) -> list[str]:
+    """Every problem of a bad record: one reason listing all of them beats fix-and-retry."""
+    problems: list[str] = []
+    for (column, _, convert), value in zip(_converters(zone), values, strict=True):
+        try:
+            convert(value)
+        except ValueError as e:
+            problems.append(f"{column}: {e}")
+    return problems
+
+
+def _convert(values: Sequence[str], zone: tzinfo) -> dict[str, Any] | list[str]:
+    """Field values for a SourceRow, or the list of problems that keep the record out."""
+    if max(map(len, values)) > MAX_FIELD_CHARS:
+        return [
+            f"{column}: value is {len(value)} characters, limit {MAX_FIELD_CHARS}"
+            for column, value in zip(COLUMNS, values, strict=True)
+            if len(value) > MAX_FIELD_CHARS
+        ]
+    try:
+        out = _fast_values(values, zone)
+    except ValueError:
+        return _problems(values, zone)
+    if out["end_time"] < out["start_time"]:
+        return [f"end_time: {values[2]} is before start_time {values[1]}"]
+    return out
+
+
+# ---------------------------------------------------------------------------------- records
+
+
+_HEADER_NAMES: dict[str, str] = {
+    **{name.replace("_", ""): name for name in COLUMNS},
+    "id": "session_id",
+    "externalid": "session_id",
+    "externalsessionid": "session_id",
+    "sessionid": "session_id",
+    "transcripturl": "full_transcript_url",
+    "fulltranscript": "full_transcript_url",
+    "initialmessage": "initial_msg",
+    "countrycode": "country",
+    "avgresponsetimeseconds": "avg_response_time",
+    "tokenseur": "tokens_eur",
+}
+_ID_HEADER_KEYS = frozenset(k for k, v in _HEADER_NAMES.items() if v == "session_id")
+_HEADER_KEY_RE = re.compile(r"[\s_\-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each legacy column sits in the file (identity unless a header reorders them)."""
+
+    order: tuple[int, ...] | None
+    free_positions: frozenset[int]
+
+
+_POSITIONAL = _Layout(None, frozenset(COLUMNS.index(c) for c in _FREE_TEXT_COLUMNS))
+
+
+def _header_layout(fields: Sequence[str]) -> _Layout | None:
+    """A layout when the record is a header, else None (then it is data)."""
+    names = [_HEADER_NAMES.get(_HEADER_KEY_RE.sub("", f.strip().lower())) for f in fields]
+    first_key = _HEADER_KEY_RE.sub("", fields[0].strip().lower()) if fields else ""
+    if first_key not in _ID_HEADER_KEYS and sum(n is not None for n in names) <= N_COLUMNS // 2:
+        return None
+    if len(names) != N_COLUMNS or set(names) != set(COLUMNS):
+        return _POSITIONAL
+    order = tuple(names.index(column) for column in COLUMNS)
+    if order == tuple(range(N_COLUMNS)):
+        return _POSITIONAL
+    return _Layout(order, frozenset(order[COLUMNS.index(c)] for c in _FREE_TEXT_COLUMNS))
+
+
+Record = tuple[int, int, list[str] | str]
+"""(first physical line, line after the last, fields or the quoting problem); plain tuples are
+the cheapest thing to create 100,000 times."""
+
+
+def _split_records(lines: list[str], multiline_ok: Callable[[list[str]], bool]) -> Iterator[Record]:
+    """csv records, but a quoting failure costs only the line it started on.
+
+    A stray quote makes the csv module read on into the following lines. When that ends in an
+    error, or in a multi-line record that is not a plausible quoted line break, the record's first
+    line is rejected alone and reading restarts on the next line, so later rows still parse.
+    """
+    start, total = 0, len(lines)
+    while start < total:
+        reader = csv.reader(
+            map(lines.__getitem__, range(start, total)), strict=True, skipinitialspace=True
+        )
+        while True:
+            first = start + reader.line_num
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                yield first, first + 1, f"malformed quoting ({e})"
+                start = first + 1
+                break
+            end = start + reader.line_num
+            if end - first > 1 and not multiline_ok(fields):
+                yield first, first + 1, _STRAY_QUOTE
+                start = first + 1
+                break
+            yield first, end, fields
+
+
+_STRAY_QUOTE = "malformed quoting (a quote opened on this line is not closed where a field ends)"
+
+
+def _is_blank(lines: list[str], record: Record) -> bool:
+    """Physically blank: whitespace only. A quoted empty value (`""`) is a record, not a blank."""
+    first, end, fields = record
+    return (
+        not isinstance(fields, str) and len(fields) <= 1 and not "".join(lines[first:end]).strip()
+    )
+
+
+def _raw(lines: list[str], first: int, end: int) -> str:
+    text = "".join(lines[first:end])
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text[:MAX_RAW_LINE_CHARS]
+
+
+# ------------------------------------------------------------------------------------ file
+
+
+def _decode(data: str | bytes) -> tuple[str, bool]:
+    """Text without a BOM, and whether one was there (it used to stick to the first id)."""
+    if isinstance(data, str):
+        return (data[1:], True) if data.startswith("\ufeff") else (data, False)
+    bom = data.startswith(b"\xef\xbb\xbf")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvFormatError("the file is UTF-16 encoded; the export must be UTF-8")
+    try:
+        return data[3 if bom else 0 :].decode("utf-8"), bom
+    except UnicodeDecodeError as e:
+        offset = e.start + (3 if bom else 0)
+        raise CsvFormatError(
+            f"the file is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
+            f"({e.reason})"
+        ) from None
+
+
+class _Collector:
+    """Turns records into rows or rejections; owns the duplicate-id bookkeeping."""
+
+    def __init__(self, zone: tzinfo, lines: list[str]) -> None:
+        self.zone = zone
+        self.lines = lines
+        self.layout = _POSITIONAL
+        self.rows: list[tuple[int, SourceRow]] = []
+        self.rejections: list[RowRejection] = []
+        self.first_seen: dict[str, int] = {}
+
+    def multiline_ok(self, fields: list[str]) -> bool:
+        return len(fields) == N_COLUMNS and all(
+            i in self.layout.free_positions or ("\n" not in f and "\r" not in f)
+            for i, f in enumerate(fields)
+        )
+
+    def reject(self, number: int, record: Record, reason: str) -> None:
+        raw = _raw(self.lines, record[0], record[1])
+        self.rejections.append(RowRejection(row_number=number, raw_line=raw, reason=reason))
+
+    def add(self, number: int, record: Record) -> None:
+        fields = record[2]
+        if isinstance(fields, str):
+            self.reject(number, record, fields)
+            return
+        if len(fields) != N_COLUMNS:
+            self.reject(number, record, f"expected {N_COLUMNS} columns, found {len(fields)}")
+            return
+        order = self.layout.order
+        values = [fields[i].strip() for i in order] if order else list(map(str.strip, fields))
+        result = _convert(values, self.zone)
+        if isinstance(result, list):
+            self.reject(number, record, "; ".join(result))
+            return
+        external_id: str = result["external_id"]
+        first = self.first_seen.get(external_id)
+        if first is not None:
+            reason = f"session_id: duplicate of row {first} ({_show(external_id)})"
+            self.reject(number, record, reason)
+            return
+        self.first_seen[external_id] = number
+        self.rows.append((number, SourceRow.model_validate(result)))
+
+
+def parse_csv(data: str | bytes, timezone: str = "UTC") -> ParsedCsv:
+    """Parses a whole export; `timezone` is the IANA zone the file's wall-clock times are in.
+
+    Row numbers count non-blank records from 1 (a header is record 1), so they stay meaningful
+    when a quoted value spans lines. Each row still goes through pydantic validation (cheap, and
+    it keeps the model's invariants honest); only the outer ParsedCsv skips re-walking them.
+    """
+    zone = _zone(timezone)
+    text, bom_stripped = _decode(data)
+    lines = list(io.StringIO(text, newline=""))
+    collector = _Collector(zone, lines)
+    number = 0
+    header_detected = False
+    for record in _split_records(lines, collector.multiline_ok):
+        if _is_blank(lines, record):
+            continue
+        fields = record[2]
+        number += 1
+        if number == 1 and not isinstance(fields, str):
+            layout = _header_layout(fields)
+            if layout is not None:
+                collector.layout = layout
+                header_detected = True
+                continue
+        collector.add(number, record)
+    return ParsedCsv.model_construct(
+        rows=collector.rows,
+        rejections=collector.rejections,
+        header_detected=header_detected,
+        bom_stripped=bom_stripped,
+    )

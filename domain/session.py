@@ -1,0 +1,480 @@
+"""The Session aggregate: one chat session's journey through the five stages.
+
+Every change is an explicit event with a stable topic. Commands take ``now`` from the caller
+(the domain reads no clock), check the invariants and raise a DomainError when refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.analysis import SessionAnalysis
+from domain.csv_rows import SourceRow
+from domain.errors import InvalidReset, StageAlreadyRunning, StageNotReady, StaleAttempt
+from domain.payloads import AIUsage, FetchedTranscript, SessionFields
+from domain.stage_state import (
+    StageState,
+    StageStates,
+    new_states,
+    on_completed,
+    on_failed,
+    on_imported,
+    on_reset,
+    on_row_changed,
+    on_skipped,
+    on_started,
+)
+from domain.stages import STAGE_ORDER, Stage, Status, is_ready
+from domain.transcript import Message
+
+LEASE_EXPIRED = "lease_expired"
+
+
+def session_id_for(company_id: UUID, external_id: str) -> UUID:
+    """Deterministic id: importing the same row twice addresses the same aggregate."""
+    return uuid5(company_id, external_id)
+
+
+class Session(Aggregate):
+    TOPIC = "livedash:Session"
+
+    class Event(Aggregate.Event):
+        TOPIC = "livedash:Session.Event"
+
+    class Created(Aggregate.Created):
+        TOPIC = "livedash:Session.Created"
+
+    class Imported(Aggregate.Created):
+        """CSV_IMPORT completed: a row became a session; the other stages are PENDING."""
+
+        TOPIC = "livedash:Session.Imported"
+        company_id: UUID
+        external_id: str
+        row: SourceRow
+        source: str
+
+    class SourceRowChanged(Aggregate.Event):
+        TOPIC = "livedash:Session.SourceRowChanged"
+        row: SourceRow
+        source: str
+        previous_fingerprint: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.row = self.row
+            aggregate.source = self.source
+            aggregate.transcript = None
+            aggregate.messages = []
+            aggregate.fields = None
+            aggregate.analysis = None
+            aggregate.questions = []
+            on_row_changed(aggregate.stages, self.timestamp)
+
+    class StageStarted(Aggregate.Event):
+        TOPIC = "livedash:Session.StageStarted"
+        stage: Stage
+        attempt: int
+        worker: str
+        lease_expires_at: datetime
+
+        def apply(self, aggregate: Session) -> None:
+            on_started(
+                aggregate.stages,
+                self.stage,
+                self.attempt,
+                self.worker,
+                self.lease_expires_at,
+                self.timestamp,
+            )
+
+    class StageCompleted(Aggregate.Event):
+        TOPIC = "livedash:Session.StageCompleted"
+        stage: Stage
+        attempt: int
+        metadata: dict[str, Any]
+
+        def apply(self, aggregate: Session) -> None:
+            on_completed(aggregate.stages, self.stage, self.metadata, self.timestamp)
+
+    class StageFailed(Aggregate.Event):
+        TOPIC = "livedash:Session.StageFailed"
+        stage: Stage
+        attempt: int
+        error_type: str
+        error: str
+        retryable: bool
+        retry_at: datetime | None
+
+        def apply(self, aggregate: Session) -> None:
+            on_failed(
+                aggregate.stages,
+                self.stage,
+                self.error_type,
+                self.error,
+                self.retryable,
+                self.retry_at,
+                self.timestamp,
+            )
+
+    class StageSkipped(Aggregate.Event):
+        TOPIC = "livedash:Session.StageSkipped"
+        stage: Stage
+        reason: str
+
+        def apply(self, aggregate: Session) -> None:
+            on_skipped(aggregate.stages, self.stage, self.reason, self.timestamp)
+
+    class StageReset(Aggregate.Event):
+        TOPIC = "livedash:Session.StageReset"
+        stage: Stage
+        reason: str
+        actor: str
+        force: bool
+
+        def apply(self, aggregate: Session) -> None:
+            on_reset(aggregate.stages, self.stage, self.reason, self.timestamp)
+
+    class AIUsageRecorded(Aggregate.Event):
+        TOPIC = "livedash:Session.AIUsageRecorded"
+        stage: Stage
+        attempt: int
+        usage: AIUsage
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.ai_usage.append((self.stage, self.attempt, self.usage))
+
+    class TranscriptFetched(Aggregate.Event):
+        TOPIC = "livedash:Session.TranscriptFetched"
+        attempt: int
+        transcript: FetchedTranscript
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.transcript = self.transcript
+
+    class SessionParsed(Aggregate.Event):
+        TOPIC = "livedash:Session.SessionParsed"
+        attempt: int
+        messages: list[Message]
+        fields: SessionFields
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.messages = list(self.messages)
+            aggregate.fields = self.fields
+
+    class AnalysisRecorded(Aggregate.Event):
+        TOPIC = "livedash:Session.AnalysisRecorded"
+        attempt: int
+        analysis: SessionAnalysis
+        provider: str
+        model: str
+        prompt_version: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.analysis = self.analysis
+            aggregate.analysis_provider = self.provider
+            aggregate.analysis_model = self.model
+
+    class QuestionsExtracted(Aggregate.Event):
+        TOPIC = "livedash:Session.QuestionsExtracted"
+        attempt: int
+        questions: list[str]
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.questions = list(self.questions)
+
+    def __init__(self, company_id: UUID, external_id: str, row: SourceRow, source: str) -> None:
+        self.company_id = company_id
+        self.external_id = external_id
+        self.row = row
+        self.source = source
+        self.stages: StageStates = new_states()
+        on_imported(self.stages, self.created_on)
+        self.transcript: FetchedTranscript | None = None
+        self.messages: list[Message] = []
+        self.fields: SessionFields | None = None
+        self.analysis: SessionAnalysis | None = None
+        self.analysis_provider: str | None = None
+        self.analysis_model: str | None = None
+        self.questions: list[str] = []
+        self.ai_usage: list[tuple[Stage, int, AIUsage]] = []
+
+    # ----------------------------------------------------------------- creation
+    @classmethod
+    def import_row(cls, company_id: UUID, row: SourceRow, source: str, now: datetime) -> Session:
+        return cls._create(
+            cls.Imported,
+            id=session_id_for(company_id, row.external_id),
+            company_id=company_id,
+            external_id=row.external_id,
+            row=row,
+            source=source,
+            timestamp=now,
+        )
+
+    def change_row(self, row: SourceRow, source: str, now: datetime) -> bool:
+        """Records a changed CSV row; an identical row changes nothing and returns False."""
+        previous = self.row.fingerprint()
+        if row.fingerprint() == previous:
+            return False
+        self.trigger_event(
+            self.SourceRowChanged,
+            row=row,
+            source=source,
+            previous_fingerprint=previous,
+            timestamp=now,
+        )
+        return True
+
+    # ------------------------------------------------------------------ queries
+    def stage(self, stage: Stage) -> StageState:
+        return self.stages[stage]
+
+    def is_ready(self, stage: Stage) -> bool:
+        previous = stage.previous
+        return is_ready(stage, self.stages[previous].status if previous else None)
+
+    def is_due(self, stage: Stage, now: datetime) -> bool:
+        """Ready and waiting for a worker: PENDING, a retry that is due, or an expired lease."""
+        if not self.is_ready(stage):
+            return False
+        s = self.stages[stage]
+        if s.status is Status.PENDING:
+            return True
+        if s.status is Status.FAILED:
+            return s.retry_at is not None and s.retry_at <= now
+        if s.status is Status.IN_PROGRESS:
+            return not s.lease_live(now)
+        return False
+
+    def skip_reason(self, stage: Stage) -> str | None:
+        """The domain's skip rules: a stage with nothing to work on is SKIPPED, never left PENDING."""
+        if stage is Stage.TRANSCRIPT_FETCH and not self.row.transcript_url:
+            return "no transcript URL in the CSV row"
+        if stage is Stage.AI_ANALYSIS and not self.messages:
+            return "no transcript messages"
+        if (
+            stage is Stage.QUESTION_EXTRACTION
+            and self.stages[Stage.AI_ANALYSIS].status is Status.SKIPPED
+        ):
+            return "analysis was skipped"
+        return None
+
+    @property
+    def current_stage(self) -> Stage | None:
+        """The first stage that is not done, or None when the session went all the way."""
+        for stage in STAGE_ORDER:
+            if self.stages[stage].status not in (Status.COMPLETED, Status.SKIPPED):
+                return stage
+        return None
+
+    # ----------------------------------------------------------------- commands
+    def start_stage(self, stage: Stage, worker: str, lease_expires_at: datetime, now: datetime) -> int:
+        """Claims the stage for one attempt and returns the attempt number.
+
+        A stage running under an expired lease is first recorded as failed, so the audit
+        trail shows the worker that vanished.
+        """
+        self._require_worker_stage(stage)
+        if not self.is_ready(stage):
+            raise StageNotReady(f"{stage.value} is not ready: {self._why_not_ready(stage)}")
+        s = self.stages[stage]
+        if s.status is Status.IN_PROGRESS:
+            if s.lease_live(now):
+                raise StageAlreadyRunning(
+                    f"{stage.value} attempt {s.attempt} is running on {s.worker} "
+                    f"until {s.lease_expires_at:%Y-%m-%d %H:%M:%S%z}"
+                )
+            self.expire_lease(stage, now)
+        elif s.status is Status.FAILED:
+            if s.retry_at is None:
+                raise StageNotReady(
+                    f"{stage.value} failed for good ({s.error_type}); reset it to try again"
+                )
+            if s.retry_at > now:
+                raise StageNotReady(f"{stage.value} is scheduled to retry at {s.retry_at}")
+        elif s.status is not Status.PENDING:
+            raise StageNotReady(f"{stage.value} is {s.status.value}")
+        if lease_expires_at <= now:
+            raise ValueError("a lease must end in the future")
+        attempt = self.stages[stage].attempt + 1
+        self.trigger_event(
+            self.StageStarted,
+            stage=stage,
+            attempt=attempt,
+            worker=worker,
+            lease_expires_at=lease_expires_at,
+            timestamp=now,
+        )
+        return attempt
+
+    def expire_lease(self, stage: Stage, now: datetime) -> None:
+        s = self.stages[stage]
+        if s.status is not Status.IN_PROGRESS:
+            raise StaleAttempt(f"{stage.value} is not running")
+        if s.lease_live(now):
+            raise StageAlreadyRunning(f"{stage.value} attempt {s.attempt} still holds its lease")
+        self.trigger_event(
+            self.StageFailed,
+            stage=stage,
+            attempt=s.attempt,
+            error_type=LEASE_EXPIRED,
+            error=f"worker {s.worker} did not finish before its lease expired",
+            retryable=True,
+            retry_at=now,
+            timestamp=now,
+        )
+
+    def complete_stage(
+        self,
+        stage: Stage,
+        attempt: int,
+        now: datetime,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._require_current(stage, attempt)
+        self.trigger_event(
+            self.StageCompleted,
+            stage=stage,
+            attempt=attempt,
+            metadata=metadata or {},
+            timestamp=now,
+        )
+
+    def fail_stage(
+        self,
+        stage: Stage,
+        attempt: int,
+        error_type: str,
+        error: str,
+        retryable: bool,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        self._require_current(stage, attempt)
+        self.trigger_event(
+            self.StageFailed,
+            stage=stage,
+            attempt=attempt,
+            error_type=error_type,
+            error=error,
+            retryable=retryable,
+            retry_at=retry_at if retryable else None,
+            timestamp=now,
+        )
+
+    def skip_stage(self, stage: Stage, reason: str, now: datetime) -> None:
+        self._require_worker_stage(stage)
+        if not self.is_ready(stage):
+            raise StageNotReady(f"{stage.value} is not ready: {self._why_not_ready(stage)}")
+        status = self.stages[stage].status
+        if status is not Status.PENDING:
+            raise StageNotReady(f"only a PENDING stage can be skipped; {stage.value} is {status.value}")
+        self.trigger_event(self.StageSkipped, stage=stage, reason=reason, timestamp=now)
+
+    def reset_stage(
+        self, stage: Stage, reason: str, actor: str, now: datetime, force: bool = False
+    ) -> None:
+        """An operator's retry or reprocess: the stage and every later stage go back to PENDING."""
+        self._require_worker_stage(stage)
+        status = self.stages[stage].status
+        allowed = {Status.FAILED, Status.SKIPPED} | ({Status.COMPLETED} if force else set())
+        if status not in allowed:
+            hint = " (use force to reprocess a COMPLETED stage)" if status is Status.COMPLETED else ""
+            raise InvalidReset(f"cannot reset {stage.value}: it is {status.value}{hint}")
+        self.trigger_event(
+            self.StageReset, stage=stage, reason=reason, actor=actor, force=force, timestamp=now
+        )
+
+    # ---------------------------------------------------- completions with data
+    def record_transcript(
+        self, attempt: int, transcript: FetchedTranscript, now: datetime, metadata: dict[str, Any]
+    ) -> None:
+        self._require_current(Stage.TRANSCRIPT_FETCH, attempt)
+        self.trigger_event(
+            self.TranscriptFetched, attempt=attempt, transcript=transcript, timestamp=now
+        )
+        self.complete_stage(Stage.TRANSCRIPT_FETCH, attempt, now, metadata)
+
+    def record_parsed(
+        self,
+        attempt: int,
+        messages: list[Message],
+        fields: SessionFields,
+        now: datetime,
+        metadata: dict[str, Any],
+    ) -> None:
+        self._require_current(Stage.SESSION_CREATION, attempt)
+        self.trigger_event(
+            self.SessionParsed, attempt=attempt, messages=messages, fields=fields, timestamp=now
+        )
+        self.complete_stage(Stage.SESSION_CREATION, attempt, now, metadata)
+
+    def record_analysis(
+        self,
+        attempt: int,
+        analysis: SessionAnalysis,
+        provider: str,
+        model: str,
+        prompt_version: str,
+        now: datetime,
+        metadata: dict[str, Any],
+    ) -> None:
+        self._require_current(Stage.AI_ANALYSIS, attempt)
+        self.trigger_event(
+            self.AnalysisRecorded,
+            attempt=attempt,
+            analysis=analysis,
+            provider=provider,
+            model=model,
+            prompt_version=prompt_version,
+            timestamp=now,
+        )
+        self.complete_stage(Stage.AI_ANALYSIS, attempt, now, metadata)
+
+    def record_questions(
+        self, attempt: int, questions: list[str], now: datetime, metadata: dict[str, Any]
+    ) -> None:
+        self._require_current(Stage.QUESTION_EXTRACTION, attempt)
+        self.trigger_event(
+            self.QuestionsExtracted, attempt=attempt, questions=questions, timestamp=now
+        )
+        self.complete_stage(Stage.QUESTION_EXTRACTION, attempt, now, metadata)
+
+    def record_ai_usage(self, stage: Stage, attempt: int, usage: AIUsage) -> None:
+        """Recorded as soon as a response arrives, before its output is validated."""
+        self._require_current(stage, attempt)
+        self.trigger_event(
+            self.AIUsageRecorded,
+            stage=stage,
+            attempt=attempt,
+            usage=usage,
+            timestamp=usage.received_at,
+        )
+
+    def usage_for_attempt(self, stage: Stage, attempt: int) -> AIUsage | None:
+        for s, a, usage in reversed(self.ai_usage):
+            if s is stage and a == attempt:
+                return usage
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def _require_current(self, stage: Stage, attempt: int) -> None:
+        s = self.stages[stage]
+        if s.status is not Status.IN_PROGRESS or s.attempt != attempt:
+            raise StaleAttempt(
+                f"{stage.value} attempt {attempt} is not current "
+                f"(stage is {s.status.value}, current attempt {s.attempt})"
+            )
+
+    @staticmethod
+    def _require_worker_stage(stage: Stage) -> None:
+        if stage is Stage.CSV_IMPORT:
+            raise StageNotReady("CSV_IMPORT is completed by importing the row, not by a worker")
+
+    def _why_not_ready(self, stage: Stage) -> str:
+        previous = stage.previous
+        assert previous is not None
+        return f"{previous.value} is {self.stages[previous].status.value}"

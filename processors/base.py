@@ -1,0 +1,59 @@
+"""The small interface every stage processor implements.
+
+A processor does the work of one stage for one session: it reads what it needs from the
+aggregate (``prepare``, on the daemon's thread), does the I/O (``run``, on a worker thread)
+and records the outcome through the aggregate's commands (``record``). It never writes SQL
+and never reads settings: what it needs is given to its constructor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from domain.company import Company
+from domain.session import Session
+from domain.stages import Stage
+
+
+class StageError(Exception):
+    """A classified failure: the daemon records it and decides about a retry from ``retryable``."""
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.details = details or {}
+
+
+@dataclass
+class WorkItem:
+    session_id: Any
+    stage: Stage
+    attempt: int
+    inputs: Any
+    started_at: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StageProcessor(Protocol):
+    stage: Stage
+
+    def prepare(self, session: Session, company: Company) -> Any:
+        """Copies what ``run`` needs out of the aggregate (the aggregate stays on its thread)."""
+
+    def run(self, inputs: Any) -> Any:
+        """Does the work; returns the output or raises StageError."""
+
+    def record(self, session: Session, attempt: int, output: Any, now: datetime) -> None:
+        """Records the output through the aggregate's commands."""

@@ -1,0 +1,437 @@
+"""The processing daemon: one loop that claims due stages, runs them on bounded pools and
+writes the outcomes back with a group commit.
+
+Work is found two ways. Edge-triggered: the loop keeps the status projection caught up and
+every page it applies names the next candidates (a completed stage N makes N+1 a candidate).
+Level-triggered: every few seconds it asks the projection what is due (PENDING and ready,
+retries whose time has come, leases that expired), so a missed event, a crash or a restart
+never strands a session. The claim itself is an optimistic-concurrency append of
+`StageStarted`: if two daemons race, one insert fails and that daemon moves on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from queue import Empty, SimpleQueue
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.application import LiveDashApp
+from domain.company import Company
+from domain.errors import DomainError
+from domain.session import Session
+from domain.stages import WORKER_STAGES, Stage, Status
+from processors.base import StageError, StageProcessor
+from processors.clock import Clock
+from processors.reporting import Reporter
+from processors.retry import RetryPolicy
+from projections.runner import Event, ProjectionRunner
+from projections.work import due_work, next_wakeup, running_elsewhere
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    concurrency: int = 8
+    timeout: float = 60.0
+    lease_seconds: float = 120.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.timeout >= self.lease_seconds:
+            raise ValueError(
+                f"a stage's timeout ({self.timeout}s) must end before its lease "
+                f"({self.lease_seconds}s)"
+            )
+
+
+@dataclass
+class DaemonConfig:
+    worker_id: str
+    stages: tuple[Stage, ...] = WORKER_STAGES
+    stage_configs: dict[Stage, StageConfig] = field(default_factory=dict)
+    level_interval: float = 5.0
+    poll_interval: float = 1.0
+    claim_batch: int = 500
+    until_idle: bool = False
+    idle_horizon: float = 60.0
+    grace_seconds: float = 30.0
+
+    def for_stage(self, stage: Stage) -> StageConfig:
+        return self.stage_configs.get(stage) or StageConfig()
+
+
+@dataclass
+class InFlight:
+    session: Session
+    stage: Stage
+    attempt: int
+    deadline: float
+    future: Future[Any]
+    abandoned: bool = False
+
+
+@dataclass
+class Outcome:
+    flight: InFlight
+    output: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class DaemonSummary:
+    completed: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    lost_races: int = 0
+    retries_later: int = 0
+    next_retry_at: datetime | None = None
+    stopped_by: str = "idle"
+
+
+class Daemon:
+    def __init__(
+        self,
+        app: LiveDashApp,
+        runner: ProjectionRunner,
+        processors: dict[Stage, StageProcessor],
+        config: DaemonConfig,
+        clock: Clock,
+        reporter: Reporter,
+        scheduled: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.app = app
+        self.runner = runner
+        self.processors = {s: p for s, p in processors.items() if s in config.stages}
+        self.config = config
+        self.clock = clock
+        self.reporter = reporter
+        self.scheduled = list(scheduled)
+        self.wake = threading.Event()
+        self.results: SimpleQueue[Outcome] = SimpleQueue()
+        self.candidates: dict[Stage, OrderedDict[UUID, None]] = {
+            s: OrderedDict() for s in self.processors
+        }
+        self.in_flight: dict[tuple[UUID, Stage], InFlight] = {}
+        self.pools = {
+            s: ThreadPoolExecutor(config.for_stage(s).concurrency, thread_name_prefix=f"ld-{s.value}")
+            for s in self.processors
+        }
+        self.companies: dict[UUID, Company] = {}
+        self.summary = DaemonSummary()
+        self._stopping = False
+        self._last_level = 0.0
+        runner.listeners.append(self._on_page)
+
+    # ------------------------------------------------------------- control
+    def request_stop(self) -> None:
+        self._stopping = True
+        self.wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def run(self) -> DaemonSummary:
+        self._refresh_companies()
+        try:
+            while True:
+                self.wake.clear()
+                self._tick()
+                if self._stopping:
+                    self._drain()
+                    self.summary.stopped_by = "signal"
+                    break
+                if self.config.until_idle and self._idle():
+                    break
+                self.wake.wait(self._wait_time())
+        finally:
+            for pool in self.pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+            self.runner.listeners.remove(self._on_page)
+            self.reporter.finish(self.summary)
+        return self.summary
+
+    def _wait_time(self) -> float:
+        wait = self.config.poll_interval
+        if self.in_flight:
+            soonest = min(f.deadline for f in self.in_flight.values()) - time.monotonic()
+            wait = min(wait, max(0.01, soonest))
+        return wait
+
+    # ---------------------------------------------------------------- loop
+    def _tick(self) -> None:
+        for job in self.scheduled:
+            job()
+        self.runner.catch_up()
+        self._collect_results()
+        if not self._stopping:
+            now_mono = time.monotonic()
+            if now_mono - self._last_level >= self.config.level_interval:
+                self._last_level = now_mono
+                self._refresh_companies()
+                self._level_trigger()
+            self._claim()
+        self.reporter.tick(self._snapshot())
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "in_flight": {s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors},
+            "queued": {s.value: len(q) for s, q in self.candidates.items()},
+            "completed": dict(self.summary.completed),
+            "failed": dict(self.summary.failed),
+            "skipped": dict(self.summary.skipped),
+        }
+
+    def _on_page(self, projection: str, events: Sequence[Event]) -> None:
+        """Edge trigger: the events the projection just applied name the next candidates."""
+        if projection == "companies":
+            self._refresh_companies()
+            return
+        now = self.clock()
+        for event in events:
+            stage = _next_candidate(event, now)
+            if stage is not None and stage in self.candidates:
+                self.candidates[stage][event.originator_id] = None
+
+    def _level_trigger(self) -> None:
+        now = self.clock()
+        active = [cid for cid, c in self.companies.items() if c.is_active]
+        if not active:
+            return
+        with self.runner.engine.connect() as conn:
+            for stage in self.processors:
+                limit = self.config.claim_batch
+                for sid in due_work(conn, stage, now, active, limit):
+                    self.candidates[stage][sid] = None
+
+    def _refresh_companies(self) -> None:
+        from projections.schema import companies
+
+        with self.runner.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(companies.select().with_only_columns(companies.c.company_id))]
+        self.companies = {cid: self.app.get_company(cid) for cid in ids}
+
+    # --------------------------------------------------------------- claim
+    def _claim(self) -> None:
+        now = self.clock()
+        lease_for = {s: timedelta(seconds=self.config.for_stage(s).lease_seconds) for s in self.processors}
+        batch: list[tuple[Session, Stage, int | None]] = []
+        for stage, queue in self.candidates.items():
+            free = self.config.for_stage(stage).concurrency - sum(
+                1 for k in self.in_flight if k[1] is stage
+            )
+            picked: list[UUID] = []
+            while queue and len(picked) < max(0, free) * 2 and len(picked) < self.config.claim_batch:
+                sid, _ = queue.popitem(last=False)
+                if (sid, stage) not in self.in_flight:
+                    picked.append(sid)
+            if not picked:
+                continue
+            taken = 0
+            for session in self.app.get_sessions(picked):
+                company = self.companies.get(session.company_id)
+                if company is None or not company.is_active or not session.is_due(stage, now):
+                    continue
+                reason = session.skip_reason(stage)
+                try:
+                    if reason and session.stages[stage].status is Status.PENDING:
+                        session.skip_stage(stage, reason, now)
+                        batch.append((session, stage, None))
+                    elif taken < free:
+                        attempt = session.start_stage(
+                            stage, self.config.worker_id, now + lease_for[stage], now
+                        )
+                        batch.append((session, stage, attempt))
+                        taken += 1
+                    else:
+                        queue[session.id] = None  # no room now: keep it for the next round
+                except DomainError:
+                    continue
+        if not batch:
+            return
+        saved = self._save([s for s, _, _ in batch])
+        for session, stage, attempt in batch:
+            if session.id not in saved:
+                self.summary.lost_races += 1
+                continue
+            if attempt is None:
+                self._count(self.summary.skipped, stage)
+                self.reporter.event("skipped", session, stage, None)
+                continue
+            self._submit(session, stage, attempt)
+
+    def _submit(self, session: Session, stage: Stage, attempt: int) -> None:
+        processor = self.processors[stage]
+        cfg = self.config.for_stage(stage)
+        company = self.companies[session.company_id]
+        try:
+            inputs = processor.prepare(session, company)
+        except Exception as e:  # a bug must cost one stage, not the daemon
+            future: Future[Any] = Future()
+            future.set_exception(e)
+        else:
+            future = self.pools[stage].submit(processor.run, inputs)
+        flight = InFlight(session, stage, attempt, time.monotonic() + cfg.timeout, future)
+        self.in_flight[(session.id, stage)] = flight
+        self.reporter.event("started", session, stage, attempt)
+        future.add_done_callback(lambda f, fl=flight: self._done(fl, f))
+
+    def _done(self, flight: InFlight, future: Future[Any]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        self.results.put(Outcome(flight, None if error else future.result(), error))
+        self.wake.set()
+
+    # ------------------------------------------------------------- results
+    def _collect_results(self) -> None:
+        outcomes: list[Outcome] = []
+        while True:
+            try:
+                outcome = self.results.get_nowait()
+            except Empty:
+                break
+            if outcome.flight.abandoned:
+                continue  # its timeout was already recorded; the late answer is dropped
+            outcomes.append(outcome)
+        now_mono = time.monotonic()
+        for flight in list(self.in_flight.values()):
+            if not flight.future.done() and now_mono > flight.deadline:
+                flight.abandoned = True
+                timeout = self.config.for_stage(flight.stage).timeout
+                outcomes.append(
+                    Outcome(flight, error=StageError("timeout", f"stage took over {timeout:.0f}s", True))
+                )
+        if outcomes:
+            self._record(outcomes)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        now = self.clock()
+        sessions: list[Session] = []
+        for outcome in outcomes:
+            flight = outcome.flight
+            self.in_flight.pop((flight.session.id, flight.stage), None)
+            try:
+                self._apply(flight.session, outcome, now)
+            except DomainError as e:
+                self.reporter.event("stale", flight.session, flight.stage, flight.attempt, str(e))
+                continue
+            sessions.append(flight.session)
+        saved = self._save(sessions)
+        for outcome in outcomes:
+            flight = outcome.flight
+            if flight.session.id not in saved:
+                self._retry_lost(outcome, now)
+                continue
+            self._report(outcome)
+
+    def _apply(self, session: Session, outcome: Outcome, now: datetime) -> None:
+        flight = outcome.flight
+        if outcome.error is None:
+            self.processors[flight.stage].record(session, flight.attempt, outcome.output, now)
+            return
+        error = outcome.error
+        if not isinstance(error, StageError):
+            error = StageError("internal_error", f"{type(error).__name__}: {error}", retryable=True)
+        policy = self.config.for_stage(flight.stage).policy
+        failures = session.stages[flight.stage].retry_count + 1
+        retry_at = policy.retry_at(failures, now, error.retry_after) if error.retryable else None
+        session.fail_stage(
+            flight.stage, flight.attempt, error.error_type, error.message, error.retryable, retry_at, now
+        )
+
+    def _retry_lost(self, outcome: Outcome, now: datetime) -> None:
+        """Someone else appended to the session meanwhile: apply the outcome to the latest state."""
+        flight = outcome.flight
+        fresh = self.app.find_session(flight.session.id)
+        if fresh is None:
+            return
+        try:
+            self._apply(fresh, outcome, now)
+            self.app.save(fresh)
+        except (DomainError, IntegrityError) as e:
+            self.summary.lost_races += 1
+            self.reporter.event("stale", fresh, flight.stage, flight.attempt, str(e))
+            return
+        outcome.flight.session = fresh
+        self._report(outcome)
+
+    def _report(self, outcome: Outcome) -> None:
+        flight = outcome.flight
+        state = flight.session.stages[flight.stage]
+        if state.status is Status.COMPLETED:
+            self._count(self.summary.completed, flight.stage)
+            self.reporter.event("completed", flight.session, flight.stage, flight.attempt)
+        else:
+            self._count(self.summary.failed, flight.stage)
+            detail = f"{state.error_type}: {state.error_message}"
+            if state.retry_at:
+                detail += f" (retry at {state.retry_at:%H:%M:%S})"
+            self.reporter.event("failed", flight.session, flight.stage, flight.attempt, detail)
+
+    def _save(self, sessions: list[Session]) -> set[UUID]:
+        """Group commit: one transaction for all; on a conflict, one by one to find the losers."""
+        if not sessions:
+            return set()
+        try:
+            self.app.save_all(sessions)
+            return {s.id for s in sessions}
+        except IntegrityError:
+            saved, _lost = self.app.save_each(sessions)
+            return {s.id for s in saved}
+
+    @staticmethod
+    def _count(counter: dict[str, int], stage: Stage) -> None:
+        counter[stage.value] = counter.get(stage.value, 0) + 1
+
+    # ---------------------------------------------------------- stopping
+    def _drain(self) -> None:
+        """Graceful stop: no new claims; in-flight work may finish within the grace period."""
+        deadline = time.monotonic() + self.config.grace_seconds
+        while self.in_flight and time.monotonic() < deadline:
+            self.wake.wait(0.1)
+            self.wake.clear()
+            self._collect_results()
+        # Whatever is still running keeps its lease; it expires and is retried elsewhere.
+
+    def _idle(self) -> bool:
+        if self.in_flight or any(self.candidates.values()):
+            return False
+        now = self.clock()
+        active = [cid for cid, c in self.companies.items() if c.is_active]
+        with self.runner.engine.connect() as conn:
+            for stage in self.processors:
+                if due_work(conn, stage, now, active, 1):
+                    self._last_level = 0.0
+                    return False
+            if running_elsewhere(conn, list(self.processors), now, active):
+                return False
+            wake_at = next_wakeup(conn, list(self.processors), now, active)
+        if wake_at is not None and wake_at <= now + timedelta(seconds=self.config.idle_horizon):
+            return False
+        self.summary.next_retry_at = wake_at
+        self.summary.stopped_by = "idle"
+        return True
+
+
+def _next_candidate(event: Event, now: datetime) -> Stage | None:
+    if isinstance(event, Session.Imported | Session.SourceRowChanged):
+        return Stage.TRANSCRIPT_FETCH
+    stage: Stage | None = getattr(event, "stage", None)
+    if stage is None:
+        return None
+    if isinstance(event, Session.StageCompleted | Session.StageSkipped):
+        return stage.next
+    if isinstance(event, Session.StageReset):
+        return stage
+    if isinstance(event, Session.StageFailed) and event.retry_at is not None and event.retry_at <= now:
+        return stage
+    return None

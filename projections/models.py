@@ -1,0 +1,125 @@
+"""Report shapes: what the queries return and what `--json` prints (field names are contracts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class CompanyInfo(BaseModel):
+    company_id: UUID
+    name: str
+    status: str
+    csv_url: str
+    username: str | None
+    password_ref: str | None
+    timezone: str
+    ai_model: str | None
+    registered_at: datetime
+    status_reason: str | None = None
+    sessions: int = 0
+    last_import: ImportRunInfo | None = None
+
+
+class RejectionInfo(BaseModel):
+    row_number: int
+    reason: str
+    raw_line: str
+
+
+class ImportRunInfo(BaseModel):
+    run_id: UUID
+    company: str
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float
+    outcome: str
+    rows_seen: int
+    new: int
+    changed: int
+    unchanged: int
+    rejected: int
+    bytes: int
+    http_status: int | None
+    error: str | None
+    rejections: list[RejectionInfo] = Field(default_factory=list)
+
+
+class StageRow(BaseModel):
+    session_id: UUID
+    company_id: UUID
+    external_id: str
+    stage: str
+    status: str
+    attempt: int
+    retry_count: int
+    worker: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    lease_expires_at: datetime | None
+    retry_at: datetime | None
+    error_type: str | None
+    error_message: str | None
+    retryable: bool | None
+    note: str | None
+    metadata: dict[str, Any]
+    updated_at: datetime
+
+    @property
+    def will_retry(self) -> bool:
+        return self.status == "FAILED" and self.retry_at is not None
+
+
+class FailureInfo(BaseModel):
+    session_id: UUID
+    external_id: str
+    company_id: UUID
+    stage: str
+    attempt: int
+    retry_count: int
+    error_type: str | None
+    error_message: str | None
+    will_retry: bool
+    retry_at: datetime | None
+    failed_at: datetime | None
+
+
+class NeedsProcessing(BaseModel):
+    pending: int
+    failed_retrying: int
+    failed_dead: int
+    in_progress: int
+
+
+class OldestPending(BaseModel):
+    stage: str
+    session_id: UUID
+    external_id: str
+    since: datetime
+    age_seconds: float
+
+
+class WaitingCompany(BaseModel):
+    company: str
+    status: str
+    waiting_sessions: int
+    reason: str
+
+
+class StatusReport(BaseModel):
+    generated_at: datetime
+    company: str | None
+    total_sessions: int
+    stages: dict[str, dict[str, int]]
+    needs_processing: dict[str, NeedsProcessing]
+    recent_failures: list[FailureInfo]
+    failed_total: int
+    oldest_pending: OldestPending | None
+    waiting_companies: list[WaitingCompany]
+
+
+CompanyInfo.model_rebuild()

@@ -1,0 +1,289 @@
+"""Report queries over the projection tables. Reports never fold events and never scan all
+sessions: counts come from `pipeline_overview`, lists from indexed slices of the status table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, func, select
+
+from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
+from projections.models import (
+    CompanyInfo,
+    FailureInfo,
+    ImportRunInfo,
+    NeedsProcessing,
+    OldestPending,
+    RejectionInfo,
+    StageRow,
+    StatusReport,
+    WaitingCompany,
+)
+from projections.schema import (
+    companies,
+    import_rejections,
+    import_runs,
+    pipeline_overview,
+    session_stage_status,
+    sessions,
+)
+
+sss = session_stage_status
+
+# ------------------------------------------------------------------ companies
+def company_by_name(conn: Connection, name: str) -> CompanyInfo | None:
+    row = conn.execute(
+        select(companies).where(func.lower(companies.c.name) == name.strip().lower())
+    ).first()
+    return CompanyInfo.model_validate(row._asdict()) if row else None
+
+def list_companies(conn: Connection) -> list[CompanyInfo]:
+    counts = dict(
+        conn.execute(
+            select(pipeline_overview.c.company_id, func.sum(pipeline_overview.c.count))
+            .where(pipeline_overview.c.stage == Stage.CSV_IMPORT.value)
+            .group_by(pipeline_overview.c.company_id)
+        ).all()
+    )
+    result = []
+    for row in conn.execute(select(companies).order_by(companies.c.name)).all():
+        info = CompanyInfo.model_validate(row._asdict())
+        info.sessions = int(counts.get(row.company_id) or 0)
+        runs = list_import_runs(conn, row.company_id, limit=1)
+        info.last_import = runs[0] if runs else None
+        result.append(info)
+    return result
+
+def list_import_runs(
+    conn: Connection, company_id: UUID | None = None, limit: int = 20, rejections: bool = False
+) -> list[ImportRunInfo]:
+    query = (
+        select(import_runs, companies.c.name.label("company"))
+        .join(companies, companies.c.company_id == import_runs.c.company_id)
+        .order_by(import_runs.c.finished_at.desc())
+        .limit(limit)
+    )
+    if company_id is not None:
+        query = query.where(import_runs.c.company_id == company_id)
+    runs = []
+    for row in conn.execute(query).all():
+        run = ImportRunInfo.model_validate(row._asdict())
+        if rejections:
+            run.rejections = [
+                RejectionInfo.model_validate(r._asdict())
+                for r in conn.execute(
+                    select(
+                        import_rejections.c.row_number,
+                        import_rejections.c.reason,
+                        import_rejections.c.raw_line,
+                    )
+                    .where(import_rejections.c.run_id == row.run_id)
+                    .order_by(import_rejections.c.row_number)
+                ).all()
+            ]
+        runs.append(run)
+    return runs
+
+# --------------------------------------------------------------------- status
+def overview(conn: Connection, company_id: UUID | None = None) -> dict[str, dict[str, int]]:
+    """Counts per stage and status; every stage and status present, zeros included."""
+    counts = {stage.value: {status.value: 0 for status in STATUSES} for stage in STAGE_ORDER}
+    query = select(
+        pipeline_overview.c.stage, pipeline_overview.c.status, func.sum(pipeline_overview.c.count)
+    ).group_by(pipeline_overview.c.stage, pipeline_overview.c.status)
+    if company_id is not None:
+        query = query.where(pipeline_overview.c.company_id == company_id)
+    for stage, status, n in conn.execute(query).all():
+        if stage in counts and status in counts[stage]:
+            counts[stage][status] = int(n or 0)
+    return counts
+
+def status_report(
+    conn: Connection, company_id: UUID | None = None, company: str | None = None, failures: int = 5
+) -> StatusReport:
+    now = datetime.now(UTC)
+    stages = overview(conn, company_id)
+    retrying = _count_retrying(conn, company_id)
+    needs = {
+        stage.value: NeedsProcessing(
+            pending=stages[stage.value]["PENDING"],
+            failed_retrying=retrying.get(stage.value, 0),
+            failed_dead=stages[stage.value]["FAILED"] - retrying.get(stage.value, 0),
+            in_progress=stages[stage.value]["IN_PROGRESS"],
+        )
+        for stage in STAGE_ORDER
+    }
+    return StatusReport(
+        generated_at=now,
+        company=company,
+        total_sessions=sum(stages[Stage.CSV_IMPORT.value].values()),
+        stages=stages,
+        needs_processing=needs,
+        recent_failures=failed(conn, company_id=company_id, limit=failures),
+        failed_total=sum(stages[s.value]["FAILED"] for s in STAGE_ORDER),
+        oldest_pending=_oldest_pending(conn, company_id, now),
+        waiting_companies=waiting_companies(conn, company_id),
+    )
+
+def _count_retrying(conn: Connection, company_id: UUID | None) -> dict[str, int]:
+    query = (
+        select(sss.c.stage, func.count())
+        .where(sss.c.status == Status.FAILED.value, sss.c.retry_at.is_not(None))
+        .group_by(sss.c.stage)
+    )
+    if company_id is not None:
+        query = query.where(sss.c.company_id == company_id)
+    return {stage: int(n) for stage, n in conn.execute(query).all()}
+
+def _oldest_pending(conn: Connection, company_id: UUID | None, now: datetime) -> OldestPending | None:
+    query = (
+        select(sss.c.stage, sss.c.session_id, sss.c.external_id, sss.c.updated_at)
+        .where(sss.c.status == Status.PENDING.value)
+        .order_by(sss.c.updated_at)
+        .limit(1)
+    )
+    if company_id is not None:
+        query = query.where(sss.c.company_id == company_id)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return OldestPending(
+        stage=row.stage,
+        session_id=row.session_id,
+        external_id=row.external_id,
+        since=row.updated_at,
+        age_seconds=round((now - row.updated_at).total_seconds(), 3),
+    )
+
+def waiting_companies(conn: Connection, company_id: UUID | None = None) -> list[WaitingCompany]:
+    """Companies whose sessions are not worked on because the company is not ACTIVE."""
+    done = (Status.COMPLETED.value, Status.SKIPPED.value)
+    query = (
+        select(
+            companies.c.name,
+            companies.c.status,
+            companies.c.status_reason,
+            func.sum(pipeline_overview.c.count),
+        )
+        .join(pipeline_overview, pipeline_overview.c.company_id == companies.c.company_id)
+        .where(
+            companies.c.status != "ACTIVE",
+            pipeline_overview.c.stage == Stage.QUESTION_EXTRACTION.value,
+            pipeline_overview.c.status.not_in(done),
+        )
+        .group_by(companies.c.name, companies.c.status, companies.c.status_reason)
+    )
+    if company_id is not None:
+        query = query.where(companies.c.company_id == company_id)
+    result = []
+    for name, status, reason, n in conn.execute(query).all():
+        if n:
+            why = f"company is {status}; only ACTIVE companies are processed"
+            result.append(
+                WaitingCompany(
+                    company=name,
+                    status=status,
+                    waiting_sessions=int(n),
+                    reason=why + (f" ({reason})" if reason else ""),
+                )
+            )
+    return result
+
+# ----------------------------------------------------------------- sessions
+def list_sessions(
+    conn: Connection,
+    stage: Stage | None = None,
+    status: Status | None = None,
+    company_id: UUID | None = None,
+    limit: int = 50,
+) -> list[StageRow]:
+    """Stage rows; without a stage, each session's current (first unfinished) stage."""
+    query = select(sss).order_by(sss.c.updated_at.desc()).limit(limit)
+    if stage is not None:
+        query = query.where(sss.c.stage == stage.value)
+    if status is not None:
+        query = query.where(sss.c.status == status.value)
+    if company_id is not None:
+        query = query.where(sss.c.company_id == company_id)
+    if stage is None and status is None:
+        query = query.where(sss.c.stage == Stage.CSV_IMPORT.value)
+    return [StageRow.model_validate(r._asdict()) for r in conn.execute(query).all()]
+
+def session_rows(conn: Connection, session_id: UUID) -> list[StageRow]:
+    rows = conn.execute(select(sss).where(sss.c.session_id == session_id)).all()
+    by_stage = {r.stage: StageRow.model_validate(r._asdict()) for r in rows}
+    return [by_stage[s.value] for s in STAGE_ORDER if s.value in by_stage]
+
+def find_sessions(conn: Connection, key: str, company_id: UUID | None = None) -> list[dict[str, Any]]:
+    """Sessions whose internal id or external id is ``key``."""
+    conditions = [sessions.c.external_id == key]
+    try:
+        conditions = [sessions.c.session_id == UUID(key)] + conditions
+    except ValueError:
+        pass
+    query = select(sessions, companies.c.name.label("company")).join(
+        companies, companies.c.company_id == sessions.c.company_id, isouter=True
+    )
+
+    query = query.where(or_(*conditions))
+    if company_id is not None:
+        query = query.where(sessions.c.company_id == company_id)
+    return [r._asdict() for r in conn.execute(query).all()]
+
+def failed(
+    conn: Connection,
+    stage: Stage | None = None,
+    company_id: UUID | None = None,
+    limit: int = 100,
+) -> list[FailureInfo]:
+    query = (
+        select(sss)
+        .where(sss.c.status == Status.FAILED.value)
+        .order_by(sss.c.updated_at.desc())
+        .limit(limit)
+    )
+    if stage is not None:
+        query = query.where(sss.c.stage == stage.value)
+    if company_id is not None:
+        query = query.where(sss.c.company_id == company_id)
+    return [
+        FailureInfo(
+            session_id=r.session_id,
+            external_id=r.external_id,
+            company_id=r.company_id,
+            stage=r.stage,
+            attempt=r.attempt,
+            retry_count=r.retry_count,
+            error_type=r.error_type,
+            error_message=r.error_message,
+            will_retry=r.retry_at is not None,
+            retry_at=r.retry_at,
+            failed_at=r.completed_at,
+        )
+        for r in conn.execute(query).all()
+    ]
+
+def failed_session_ids(
+    conn: Connection, stage: Stage, company_id: UUID | None = None
+) -> list[UUID]:
+    query = select(sss.c.session_id).where(
+        and_(sss.c.status == Status.FAILED.value, sss.c.stage == stage.value)
+    )
+    if company_id is not None:
+        query = query.where(sss.c.company_id == company_id)
+    return [r[0] for r in conn.execute(query).all()]
+
+def fingerprints(conn: Connection, session_ids: list[UUID]) -> dict[UUID, str]:
+    """Row fingerprints of the sessions that exist, for the importer's change detection."""
+    found: dict[UUID, str] = {}
+    for i in range(0, len(session_ids), 500):
+        chunk = session_ids[i : i + 500]
+        for sid, fp in conn.execute(
+            select(sessions.c.session_id, sessions.c.row_fingerprint).where(
+                sessions.c.session_id.in_(chunk)
+            )
+        ).all():
+            found[sid] = fp
+    return found

@@ -1,0 +1,177 @@
+"""Projection machinery: read the log in pages, apply each page in one transaction together
+with the new position, so every event's effect lands exactly once, whatever crashes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from projections.schema import projection_tracking
+from projections.store import WRITE
+
+Event = DomainEventProtocol[Any]
+
+
+class Projection(Protocol):
+    name: str
+    topics: tuple[str, ...]
+
+    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Applies a whole page, set-based, inside the caller's transaction."""
+
+    def clear(self, conn: Connection) -> None:
+        """Deletes everything this projection wrote, for a rebuild."""
+
+
+@dataclass(frozen=True)
+class Lag:
+    name: str
+    position: int
+    head: int
+    events_behind: int
+    seconds_behind: float
+    events_applied: int
+    updated_at: datetime | None
+
+
+PageListener = Callable[[str, Sequence[Event]], None]
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        recorder: ApplicationRecorder,
+        mapper: Mapper[Any],
+        projections: Sequence[Projection],
+        page_size: int = 2000,
+    ) -> None:
+        self.engine = engine
+        self.recorder = recorder
+        self.mapper = mapper
+        self.projections = {p.name: p for p in projections}
+        self.page_size = page_size
+        self.listeners: list[PageListener] = []
+
+    # ---------------------------------------------------------------- reading
+    def position(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            return self._position(conn, name)
+
+    @staticmethod
+    def _position(conn: Connection, name: str, lock: bool = False) -> int:
+        query = select(projection_tracking.c.position).where(projection_tracking.c.name == name)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        value = conn.execute(query).scalar()
+        return int(value) if value is not None else 0
+
+    def head(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    # --------------------------------------------------------------- applying
+    def catch_up(self, names: Sequence[str] | None = None, max_pages: int | None = None) -> int:
+        """Applies pages until every named projection has read the whole log; returns events."""
+        total = 0
+        for name in names or list(self.projections):
+            pages = 0
+            while max_pages is None or pages < max_pages:
+                applied = self.apply_next_page(name)
+                if applied < 0:
+                    break
+                total += applied
+                pages += 1
+        return total
+
+    def apply_next_page(self, name: str) -> int:
+        """Applies one page; returns the number of events, or -1 when there was nothing to read."""
+        projection = self.projections[name]
+        start = self.position(name)
+        notifications = self.recorder.select_notifications(
+            start=start,
+            limit=self.page_size,
+            topics=projection.topics,
+            inclusive_of_start=False,
+        )
+        if not notifications:
+            return -1
+        events = [self.mapper.to_domain_event(n) for n in notifications]
+        new_position = notifications[-1].id
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            if self._position(conn, name, lock=True) != start:
+                return 0  # another runner applied this page first; read again
+            projection.apply(conn, events)
+            self._set_position(conn, name, start, new_position, len(events))
+        for listener in self.listeners:
+            listener(name, events)
+        return len(events)
+
+    @staticmethod
+    def _set_position(conn: Connection, name: str, old: int, new: int, count: int) -> None:
+        now = datetime.now(UTC)
+        if old == 0:
+            exists = conn.execute(
+                select(projection_tracking.c.name).where(projection_tracking.c.name == name)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(projection_tracking).values(
+                        name=name, position=new, events_applied=count, updated_at=now
+                    )
+                )
+                return
+        conn.execute(
+            update(projection_tracking)
+            .where(projection_tracking.c.name == name)
+            .values(
+                position=new,
+                events_applied=projection_tracking.c.events_applied + count,
+                updated_at=now,
+            )
+        )
+
+    def rebuild(self, name: str) -> int:
+        """Empties the projection and replays the whole log into it."""
+        projection = self.projections[name]
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            self._position(conn, name, lock=True)
+            projection.clear(conn)
+            conn.execute(delete(projection_tracking).where(projection_tracking.c.name == name))
+        return self.catch_up([name])
+
+    # -------------------------------------------------------------------- lag
+    def lag(self) -> list[Lag]:
+        head = self.head()
+        result = []
+        with self.engine.connect() as conn:
+            rows = {
+                r.name: r for r in conn.execute(select(projection_tracking)).all()
+            }
+        for name, projection in self.projections.items():
+            row = rows.get(name)
+            position = int(row.position) if row else 0
+            behind_events = self.recorder.select_notifications(
+                start=position, limit=1, topics=projection.topics, inclusive_of_start=False
+            )
+            seconds = 0.0
+            if behind_events:
+                oldest = self.mapper.to_domain_event(behind_events[0])
+                seconds = max(0.0, (datetime.now(UTC) - oldest.timestamp).total_seconds())
+            result.append(
+                Lag(
+                    name=name,
+                    position=position,
+                    head=head,
+                    events_behind=max(0, head - position) if behind_events else 0,
+                    seconds_behind=seconds,
+                    events_applied=int(row.events_applied) if row else 0,
+                    updated_at=row.updated_at if row else None,
+                )
+            )
+        return result

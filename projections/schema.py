@@ -1,0 +1,158 @@
+"""Projection tables (SQLAlchemy Core), portable across SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns timezone-aware values on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+projection_tracking = Table(
+    "projection_tracking",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("events_applied", BigInteger, nullable=False, default=0),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+session_stage_status = Table(
+    "session_stage_status",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("stage", String(32), primary_key=True),
+    Column("company_id", Uuid, nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("retry_count", Integer, nullable=False),
+    Column("worker", String(128)),
+    Column("started_at", UtcDateTime),
+    Column("completed_at", UtcDateTime),
+    Column("lease_expires_at", UtcDateTime),
+    Column("retry_at", UtcDateTime),
+    Column("error_type", String(64)),
+    Column("error_message", Text),
+    Column("retryable", Boolean),
+    Column("note", Text),
+    Column("metadata", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_sss_stage_status_updated", "stage", "status", "updated_at"),
+    Index("ix_sss_status_updated", "status", "updated_at"),
+    Index("ix_sss_status_retry", "status", "retry_at"),
+    Index("ix_sss_company_external", "company_id", "external_id"),
+)
+
+pipeline_overview = Table(
+    "pipeline_overview",
+    metadata,
+    Column("company_id", Uuid, primary_key=True),
+    Column("stage", String(32), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("company_id", Uuid, nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("row_fingerprint", String(64), nullable=False),
+    Column("start_time", UtcDateTime),
+    Column("end_time", UtcDateTime),
+    Column("transcript_url", Text),
+    Column("imported_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ux_sessions_company_external", "company_id", "external_id", unique=True),
+    Index("ix_sessions_external", "external_id"),
+)
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("company_id", Uuid, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("csv_url", Text, nullable=False),
+    Column("username", String(255)),
+    Column("password_ref", String(512)),
+    Column("timezone", String(64), nullable=False),
+    Column("ai_model", String(128)),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("status_reason", Text),
+)
+
+import_runs = Table(
+    "import_runs",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("company_id", Uuid, nullable=False, index=True),
+    Column("source", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("rows_seen", Integer, nullable=False),
+    Column("new", Integer, nullable=False),
+    Column("changed", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("http_status", Integer),
+    Column("error", Text),
+)
+
+import_rejections = Table(
+    "import_rejections",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("row_number", Integer, primary_key=True),
+    Column("company_id", Uuid, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw_line", Text, nullable=False),
+)

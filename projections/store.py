@@ -1,0 +1,64 @@
+"""The projection store's engine: one place that knows SQLite and PostgreSQL differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from projections.schema import metadata
+
+WRITE = {"livedash_write": True}
+
+
+class SchemaMissing(RuntimeError):
+    """The tables are not there: `livedash init` has not been run on this database."""
+
+
+def make_engine(url: str, pool_size: int = 5) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_transactions(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Writers take the write lock up front: a deferred transaction that reads first fails at
+    once (SQLITE_BUSY) instead of waiting when another writer commits in between."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("livedash_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def check_schema(engine: Engine) -> None:
+    names = set(inspect(engine).get_table_names())
+    missing = [t for t in metadata.tables if t not in names]
+    if missing:
+        raise SchemaMissing(f"projection tables missing: {', '.join(sorted(missing))}")
+
+
+def write_connection(engine: Engine) -> Connection:
+    return engine.connect().execution_options(**WRITE)

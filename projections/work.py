@@ -1,0 +1,97 @@
+"""Queries the daemon asks of the status projection: what is due, what runs, what wakes next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy.orm import aliased
+
+from domain.stages import READY_WHEN_PREVIOUS, Stage, Status
+from projections.schema import session_stage_status as sss
+
+
+def due_work(
+    conn: Connection, stage: Stage, now: datetime, companies: Sequence[UUID], limit: int
+) -> list[UUID]:
+    """Sessions whose ``stage`` a worker should take now, oldest first.
+
+    Three index-friendly slices: PENDING whose predecessor is done, FAILED whose retry time has
+    come, IN_PROGRESS whose lease expired.
+    """
+    if not companies or limit <= 0:
+        return []
+    found: list[UUID] = []
+    base = [sss.c.stage == stage.value, sss.c.company_id.in_(list(companies))]
+    previous = stage.previous
+    if previous is not None:
+        prev = aliased(sss)
+        ready = exists().where(
+            prev.c.session_id == sss.c.session_id,
+            prev.c.stage == previous.value,
+            prev.c.status.in_([s.value for s in READY_WHEN_PREVIOUS[stage]]),
+        )
+        pending = and_(*base, sss.c.status == Status.PENDING.value, ready)
+    else:
+        pending = and_(*base, sss.c.status == Status.PENDING.value)
+    slices = [
+        pending,
+        and_(*base, sss.c.status == Status.FAILED.value, sss.c.retry_at <= now),
+        and_(*base, sss.c.status == Status.IN_PROGRESS.value, sss.c.lease_expires_at <= now),
+    ]
+    for condition in slices:
+        room = limit - len(found)
+        if room <= 0:
+            break
+        rows = conn.execute(
+            select(sss.c.session_id).where(condition).order_by(sss.c.updated_at).limit(room)
+        ).all()
+        found.extend(r[0] for r in rows)
+    return found
+
+
+def running_elsewhere(
+    conn: Connection, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID]
+) -> int:
+    """Stages some worker is running under a live lease."""
+    if not companies:
+        return 0
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                sss.c.status == Status.IN_PROGRESS.value,
+                sss.c.stage.in_([s.value for s in stages]),
+                sss.c.company_id.in_(list(companies)),
+                sss.c.lease_expires_at > now,
+            )
+        ).scalar()
+        or 0
+    )
+
+
+def next_wakeup(
+    conn: Connection, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID]
+) -> datetime | None:
+    """The earliest scheduled retry (or lease expiry) still in the future."""
+    if not companies:
+        return None
+    names = [s.value for s in stages]
+    retry = conn.execute(
+        select(func.min(sss.c.retry_at)).where(
+            sss.c.status == Status.FAILED.value,
+            sss.c.stage.in_(names),
+            sss.c.company_id.in_(list(companies)),
+            sss.c.retry_at > now,
+        )
+    ).scalar()
+    lease = conn.execute(
+        select(func.min(sss.c.lease_expires_at)).where(
+            sss.c.status == Status.IN_PROGRESS.value,
+            sss.c.stage.in_(names),
+            sss.c.company_id.in_(list(companies)),
+        )
+    ).scalar()
+    candidates = [t for t in (retry, lease) if t is not None]
+    return min(candidates) if candidates else None
