@@ -34,8 +34,12 @@ def add(
     timezone: Annotated[
         str, typer.Option("--timezone", help="IANA timezone of the CSV's times")
     ] = "UTC",
-    status: Annotated[str, typer.Option("--status", help="ACTIVE, TRIAL, SUSPENDED or ARCHIVED")] = "ACTIVE",
-    ai_model: Annotated[str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")] = None,
+    status: Annotated[
+        str, typer.Option("--status", help="ACTIVE, TRIAL, SUSPENDED or ARCHIVED")
+    ] = "ACTIVE",
+    ai_model: Annotated[
+        str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Register a company. Credentials are stored as a reference, never as the secret."""

@@ -34,10 +34,12 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def demo(
     ctx: typer.Context,
-    data: Annotated[Path | None, typer.Option("--data", help="Folder with sessions.csv and transcripts/")] = None,
-    db: Annotated[Path, typer.Option("--db", help="SQLite file to create (replaced if it exists)")] = Path(
-        "livedash-demo.db"
-    ),
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Folder with sessions.csv and transcripts/")
+    ] = None,
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite file to create (replaced if it exists)")
+    ] = Path("livedash-demo.db"),
 ) -> None:
     """Create a fresh SQLite database, import the bundled sessions and run all five stages."""
     folder = (data or default_data_dir()).resolve()
@@ -56,9 +58,7 @@ def demo(
             Company.register(DEMO_COMPANY, str(csv_file), utc_now(), timezone="Europe/Amsterdam")
         )
         run = run_import(rt.app, rt.runner, company, file_reader(csv_file), utc_now)
-        console.print(
-            f"imported {run.rows_seen} rows: {run.new} sessions, {run.rejected} rejected"
-        )
+        console.print(f"imported {run.rows_seen} rows: {run.new} sessions, {run.rejected} rejected")
         for r in run.rejections:
             console.print(f"  [red]row {r.row_number}:[/] {r.reason}")
         catch_up(rt)

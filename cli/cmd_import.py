@@ -50,8 +50,11 @@ def import_(
 ) -> None:
     """Import a CSV export: new rows become sessions, changed rows reopen their sessions."""
     if not company:
-        raise CliError("--company is required", hint="e.g. livedash import export.csv --company Acme",
-                       code=ExitCode.USAGE)
+        raise CliError(
+            "--company is required",
+            hint="e.g. livedash import export.csv --company Acme",
+            code=ExitCode.USAGE,
+        )
     st = state(ctx)
     with st.runtime() as rt:
         catch_up(rt)
@@ -62,8 +65,13 @@ def import_(
         bar = _progress(json_out)
         try:
             run = run_import(
-                rt.app, rt.runner, company_agg, read, utc_now,
-                progress=bar.advance, on_parsed=bar.start,
+                rt.app,
+                rt.runner,
+                company_agg,
+                read,
+                utc_now,
+                progress=bar.advance,
+                on_parsed=bar.start,
             )
         finally:
             bar.stop()
@@ -71,7 +79,8 @@ def import_(
         catch_up(rt)
         with rt.engine.connect() as conn:
             report = next(
-                r for r in list_import_runs(conn, info.company_id, limit=5, rejections=True)
+                r
+                for r in list_import_runs(conn, info.company_id, limit=5, rejections=True)
                 if r.run_id == run.run_id
             )
     if json_out:
@@ -96,7 +105,10 @@ class _progress:
         if self.quiet or not console.is_terminal or len(parsed.rows) < 2000:
             return
         self.bar = Progress(
-            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
             console=console,
         )
         self.task = self.bar.add_task("import", total=len(parsed.rows))
@@ -141,13 +153,32 @@ def imports(
         print_json(runs)
         return
     table = Table(title="Import runs")
-    for col in ("finished", "company", "outcome", "seen", "new", "changed", "unchanged",
-                "rejected", "bytes", "ms", "http"):
+    for col in (
+        "finished",
+        "company",
+        "outcome",
+        "seen",
+        "new",
+        "changed",
+        "unchanged",
+        "rejected",
+        "bytes",
+        "ms",
+        "http",
+    ):
         table.add_column(col)
     for r in runs:
         table.add_row(
-            fmt_time(r.finished_at), r.company, r.outcome, str(r.rows_seen), str(r.new),
-            str(r.changed), str(r.unchanged), str(r.rejected), str(r.bytes),
-            f"{r.duration_ms:.0f}", str(r.http_status or "-"),
+            fmt_time(r.finished_at),
+            r.company,
+            r.outcome,
+            str(r.rows_seen),
+            str(r.new),
+            str(r.changed),
+            str(r.unchanged),
+            str(r.rejected),
+            str(r.bytes),
+            f"{r.duration_ms:.0f}",
+            str(r.http_status or "-"),
         )
     console.print(table)

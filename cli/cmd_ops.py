@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 import typer
 from rich.table import Table
@@ -12,6 +11,7 @@ from cli.cmd_reports import resolve_session
 from cli.context import catch_up, handle_errors, optional_company, state
 from cli.errors import CliError
 from cli.output import console, fmt_age, fmt_time, print_json
+from cli.runtime import Runtime
 from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import STAGE_ORDER, Stage, Status
@@ -36,14 +36,18 @@ def retry(
         bool, typer.Option("--all-failed", help="Every FAILED session of --stage")
     ] = False,
     company: Annotated[str | None, typer.Option("--company")] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Recorded with the reset")] = "manual retry",
+    reason: Annotated[
+        str, typer.Option("--reason", help="Recorded with the reset")
+    ] = "manual retry",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Send failed (or skipped) stages back to PENDING; history keeps every earlier attempt."""
     settings = state(ctx).settings
     stage_v = Stage.parse(stage) if stage else None
     if all_failed and stage_v is None:
-        raise CliError("--all-failed needs --stage", hint="e.g. --stage TRANSCRIPT_FETCH --all-failed")
+        raise CliError(
+            "--all-failed needs --stage", hint="e.g. --stage TRANSCRIPT_FETCH --all-failed"
+        )
     if not sessions and not all_failed:
         raise CliError("name sessions to retry, or use --stage S --all-failed")
     with state(ctx).runtime() as rt:
@@ -66,10 +70,15 @@ def retry(
                 session.reset_stage(target, reason, settings.actor, now)
                 reset.append(session)
             except DomainError as e:
-                refused.append({"session_id": str(session.id), "external_id": session.external_id,
-                                "reason": str(e)})
+                refused.append(
+                    {
+                        "session_id": str(session.id),
+                        "external_id": session.external_id,
+                        "reason": str(e),
+                    }
+                )
         for i in range(0, len(reset), 500):
-            rt.app.save_all(reset[i : i + 500])
+            rt.app.save_batch(reset[i : i + 500])
         catch_up(rt)
     result = {
         "reset": [{"session_id": str(s.id), "external_id": s.external_id} for s in reset],
@@ -111,10 +120,42 @@ def projections_status(
         table.add_column(col)
     for lag in lags:
         table.add_row(
-            lag.name, str(lag.position), str(lag.head), str(lag.events_behind),
-            fmt_age(lag.seconds_behind), str(lag.events_applied), fmt_time(lag.updated_at),
+            lag.name,
+            str(lag.position),
+            str(lag.head),
+            str(lag.events_behind),
+            fmt_age(lag.seconds_behind),
+            str(lag.events_applied),
+            fmt_time(lag.updated_at),
         )
     console.print(table)
+
+
+@projections_app.command("catch-up")
+@handle_errors
+def projections_catch_up(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Projection name (default: all)")] = None,
+    page_size: Annotated[int, typer.Option("--page-size", help="Events per transaction")] = 2000,
+) -> None:
+    """Apply the events a projection has not seen yet (the daemon does this continuously)."""
+    with state(ctx).runtime() as rt:
+        names = _projection_names(rt, name)
+        rt.runner.page_size = page_size
+        for n in names:
+            count = rt.runner.catch_up([n])
+            console.print(f"{n}: {count} events applied")
+
+
+def _projection_names(rt: Runtime, name: str | None) -> list[str]:
+    names = [name] if name else list(rt.runner.projections)
+    unknown = [n for n in names if n not in rt.runner.projections]
+    if unknown:
+        raise CliError(
+            f"unknown projection {unknown[0]!r}",
+            hint=f"one of: {', '.join(rt.runner.projections)}",
+        )
+    return names
 
 
 @projections_app.command("rebuild")
@@ -125,15 +166,6 @@ def projections_rebuild(
 ) -> None:
     """Empty a projection and replay the whole event log into it."""
     with state(ctx).runtime() as rt:
-        names = [name] if name else list(rt.runner.projections)
-        unknown = [n for n in names if n not in rt.runner.projections]
-        if unknown:
-            raise CliError(
-                f"unknown projection {unknown[0]!r}",
-                hint=f"one of: {', '.join(rt.runner.projections)}",
-            )
-        for n in names:
+        for n in _projection_names(rt, name):
             count = rt.runner.rebuild(n)
             console.print(f"rebuilt {n}: {count} events applied")
-
-

@@ -17,7 +17,7 @@ from domain.history import describe
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
 from projections.models import StatusReport
 from projections.queries import failed as failed_query
-from projections.queries import find_sessions, list_sessions, session_rows, status_report
+from projections.queries import find_sessions, list_sessions, status_report
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +72,9 @@ def _print_status(r: StatusReport) -> None:
             f"Oldest pending: {o.stage} of {o.external_id}, waiting {fmt_age(o.age_seconds)}"
         )
     for w in r.waiting_companies:
-        console.print(f"[yellow]waiting:[/] {w.company}: {w.waiting_sessions} sessions — {w.reason}")
+        console.print(
+            f"[yellow]waiting:[/] {w.company}: {w.waiting_sessions} sessions — {w.reason}"
+        )
     if r.recent_failures:
         console.print(f"[bold]Recent failures[/] ({r.failed_total} failed in all)")
         for f in r.recent_failures:
@@ -104,12 +106,25 @@ def sessions(
         print_json(rows)
         return
     table = Table(title="Sessions")
-    for col in ("external id", "session id", "stage", "status", "attempt", "updated", "note / error"):
+    for col in (
+        "external id",
+        "session id",
+        "stage",
+        "status",
+        "attempt",
+        "updated",
+        "note / error",
+    ):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r.external_id, str(r.session_id), r.stage, styled_status(r.status), str(r.attempt),
-            fmt_time(r.updated_at), r.error_message or r.note or "",
+            r.external_id,
+            str(r.session_id),
+            r.stage,
+            styled_status(r.status),
+            str(r.attempt),
+            fmt_time(r.updated_at),
+            r.error_message or r.note or "",
         )
     console.print(table)
 
@@ -207,8 +222,12 @@ def history(
             table.add_column(col)
         for stage, s in states.items():
             table.add_row(
-                stage, styled_status(s["status"]), str(s["attempt"]), str(s["retry_count"]),
-                fmt_time(s["updated_at"]), s["error_message"] or s["note"] or "",
+                stage,
+                styled_status(s["status"]),
+                str(s["attempt"]),
+                str(s["retry_count"]),
+                fmt_time(s["updated_at"]),
+                s["error_message"] or s["note"] or "",
             )
         console.print(table)
         return
@@ -235,8 +254,14 @@ def history(
         if e.actor:
             detail += f" (by {e.actor})"
         table.add_row(
-            str(e.version), fmt_time(e.timestamp), e.event, e.stage or "", change,
-            str(e.attempt or ""), e.worker or "", detail,
+            str(e.version),
+            fmt_time(e.timestamp),
+            e.event,
+            e.stage or "",
+            change,
+            str(e.attempt or ""),
+            e.worker or "",
+            detail,
         )
     console.print(table)
 

@@ -48,7 +48,7 @@ def _pairs(value: str | None, what: str) -> dict[Stage, float]:
         if not item.strip():
             continue
         if "=" not in item:
-            raise CliError(f"bad {what} {item!r}", hint=f"use STAGE=N, e.g. TRANSCRIPT_FETCH=8")
+            raise CliError(f"bad {what} {item!r}", hint="use STAGE=N, e.g. TRANSCRIPT_FETCH=8")
         name, _, number = item.partition("=")
         try:
             result[Stage.parse(name)] = float(number)
@@ -94,7 +94,9 @@ def run_daemon(
     source = CsvSource(st.env)
     scheduled = []
     if csv_interval and csv_interval > 0:
-        scheduled.append(CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log))
+        scheduled.append(
+            CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
+        )
     daemon = Daemon(rt.app, rt.runner, processors, config, utc_now, reporter, scheduled)
     listener = None
     if rt.config.kind == "postgres":
@@ -120,7 +122,7 @@ def _install_signals(daemon: Daemon) -> dict[int, signal._HANDLER]:
             os._exit(128 + signum)  # second signal: leave now; leases expire, work is retried
         daemon.request_stop()
 
-    previous = {}
+    previous: dict[int, signal._HANDLER] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.getsignal(signum)
         signal.signal(signum, handler)
@@ -137,34 +139,57 @@ def make_reporter(stages: tuple[Stage, ...], verbose: bool) -> Reporter:
 def run(
     ctx: typer.Context,
     stages: Annotated[
-        str | None, typer.Option("--stages", help="Comma-separated stages to work on (default: all)")
+        str | None,
+        typer.Option("--stages", help="Comma-separated stages to work on (default: all)"),
     ] = None,
     until_idle: Annotated[
-        bool, typer.Option("--until-idle", help="Exit when nothing is due, running or retrying soon")
+        bool,
+        typer.Option("--until-idle", help="Exit when nothing is due, running or retrying soon"),
     ] = False,
     concurrency: Annotated[
-        str | None, typer.Option("--concurrency", help="Per stage, e.g. TRANSCRIPT_FETCH=32,AI_ANALYSIS=8")
+        str | None,
+        typer.Option("--concurrency", help="Per stage, e.g. TRANSCRIPT_FETCH=32,AI_ANALYSIS=8"),
     ] = None,
     lease: Annotated[
         str | None, typer.Option("--lease", help="Lease seconds per stage, e.g. AI_ANALYSIS=300")
     ] = None,
     idle_horizon: Annotated[
-        float, typer.Option("--idle-horizon", help="With --until-idle: wait for retries due within this many seconds")
+        float,
+        typer.Option(
+            "--idle-horizon",
+            help="With --until-idle: wait for retries due within this many seconds",
+        ),
     ] = 60.0,
     csv_interval: Annotated[
-        float, typer.Option("--csv-interval", help="Seconds between imports of each ACTIVE company's CSV source (0: never)")
+        float,
+        typer.Option(
+            "--csv-interval",
+            help="Seconds between imports of each ACTIVE company's CSV source (0: never)",
+        ),
     ] = 900.0,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between polls")] = 1.0,
-    grace: Annotated[float, typer.Option("--grace", help="Seconds in-flight work may finish after SIGTERM")] = 30.0,
-    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Name recorded on claims")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Log every stage event as JSON lines")] = False,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="Seconds between polls")
+    ] = 1.0,
+    grace: Annotated[
+        float, typer.Option("--grace", help="Seconds in-flight work may finish after SIGTERM")
+    ] = 30.0,
+    worker_id: Annotated[
+        str | None, typer.Option("--worker-id", help="Name recorded on claims")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Log every stage event as JSON lines")
+    ] = False,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
-    chosen = tuple(Stage.parse(s) for s in stages.split(",") if s.strip()) if stages else WORKER_STAGES
+    chosen = (
+        tuple(Stage.parse(s) for s in stages.split(",") if s.strip()) if stages else WORKER_STAGES
+    )
     if Stage.CSV_IMPORT in chosen:
         chosen = tuple(s for s in chosen if s is not Stage.CSV_IMPORT)
-    configs = stage_configs(st.settings.lease_seconds, _pairs(lease, "lease"), _pairs(concurrency, "concurrency"))
+    configs = stage_configs(
+        st.settings.lease_seconds, _pairs(lease, "lease"), _pairs(concurrency, "concurrency")
+    )
     worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     config = DaemonConfig(
         worker_id=worker,
@@ -178,9 +203,14 @@ def run(
     )
     with st.runtime() as rt:
         catch_up(rt)
-        summary = run_daemon(st, rt, config, csv_interval if csv_interval > 0 else None,
-                             make_reporter(chosen, verbose))
+        summary = run_daemon(
+            st,
+            rt,
+            config,
+            csv_interval if csv_interval > 0 else None,
+            make_reporter(chosen, verbose),
+        )
     if summary.next_retry_at is not None and until_idle:
-        console.print(f"retries still scheduled; the next at {summary.next_retry_at:%Y-%m-%d %H:%M:%S} UTC")
-
-
+        console.print(
+            f"retries still scheduled; the next at {summary.next_retry_at:%Y-%m-%d %H:%M:%S} UTC"
+        )

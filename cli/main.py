@@ -34,7 +34,8 @@ def _root(
         ),
     ] = None,
     actor: Annotated[
-        str | None, typer.Option("--actor", help="Who is acting, recorded on resets (default: OS user)")
+        str | None,
+        typer.Option("--actor", help="Who is acting, recorded on resets (default: OS user)"),
     ] = None,
 ) -> None:
     ctx.obj = State(Settings.from_env(database_url=database_url, actor=actor), dict(os.environ))

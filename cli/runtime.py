@@ -38,9 +38,7 @@ class Runtime:
                 str(e), hint="set --database-url or LIVEDASH_DATABASE_URL", code=ExitCode.USAGE
             ) from None
         if config.kind == "sqlite" and not create and not Path(config.path).exists():
-            raise CliError(
-                f"no database at {config.path}", hint=INIT_HINT, code=ExitCode.DATABASE
-            )
+            raise CliError(f"no database at {config.path}", hint=INIT_HINT, code=ExitCode.DATABASE)
         engine = make_engine(config.sqlalchemy_url())
         _check_reachable(engine, config, create)
         try:

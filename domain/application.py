@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -26,6 +27,18 @@ from domain.transcript import Message
 A = TypeVar("A", bound=Aggregate)
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    saved: list[Aggregate]
+    lost: list[Aggregate]
+    """Aggregates another writer changed first: their events were not stored."""
+    events: int
+
+    @property
+    def saved_ids(self) -> set[UUID]:
+        return {a.id for a in self.saved}
+
+
 class EnumByValue(Transcoding):
     def __init__(self, enum_type: type[Enum], name: str) -> None:
         self.type = enum_type
@@ -35,7 +48,8 @@ class EnumByValue(Transcoding):
         return str(obj.value)
 
     def decode(self, data: str) -> Enum:
-        return self.type(data)
+        value: Enum = self.type(data)
+        return value
 
 
 class PydanticModel(Transcoding):
@@ -92,27 +106,33 @@ class LiveDashApp(Application[UUID]):
             transcoder.register(PydanticModel(model, model_name))
 
     # ---------------------------------------------------------------- saving
-    def save_all(self, aggregates: Sequence[Aggregate]) -> int:
-        """One transaction for many aggregates: per-transaction cost dominates, so batch."""
-        pending = [a for a in aggregates if a.pending_events]
-        if not pending:
-            return 0
-        count = sum(len(a.pending_events) for a in pending)
-        self.save(*pending)
-        return count
+    def save_batch(self, aggregates: Sequence[Aggregate]) -> BatchResult:
+        """One transaction for many aggregates, because per-transaction cost dominates.
 
-    def save_each(self, aggregates: Sequence[Aggregate]) -> tuple[list[Aggregate], list[Aggregate]]:
-        """Saves one by one after a batch conflict: returns (saved, lost the race)."""
-        saved: list[Aggregate] = []
-        lost: list[Aggregate] = []
-        for agg in aggregates:
-            try:
-                self.save(agg)
-            except IntegrityError:
-                lost.append(agg)
-            else:
-                saved.append(agg)
-        return saved, lost
+        When any aggregate lost a race (another writer appended to it first), the batch is
+        retried one aggregate at a time, so the winners still land and the losers are named.
+        """
+        pending = [(a, list(a.collect_events())) for a in aggregates]
+        pending = [(a, events) for a, events in pending if events]
+        if not pending:
+            return BatchResult([], [], 0)
+        count = sum(len(events) for _, events in pending)
+        try:
+            self.save(*[e for _, events in pending for e in events])
+        except IntegrityError:
+            saved: list[Aggregate] = []
+            lost: list[Aggregate] = []
+            count = 0
+            for aggregate, events in pending:
+                try:
+                    self.save(*events)
+                except IntegrityError:
+                    lost.append(aggregate)
+                else:
+                    saved.append(aggregate)
+                    count += len(events)
+            return BatchResult(saved, lost, count)
+        return BatchResult([a for a, _ in pending], [], count)
 
     # ------------------------------------------------------------- companies
     def register_company(self, company: Company) -> Company:
@@ -131,7 +151,7 @@ class LiveDashApp(Application[UUID]):
     def get_company(self, name_or_id: str | UUID) -> Company:
         company_id = name_or_id if isinstance(name_or_id, UUID) else _company_key(name_or_id)
         try:
-            company = self.repository.get(company_id)
+            company: Aggregate = self.repository.get(company_id)
         except AggregateNotFoundError:
             raise CompanyError(f"unknown company {name_or_id!s}") from None
         assert isinstance(company, Company)
@@ -151,7 +171,7 @@ class LiveDashApp(Application[UUID]):
 
     # -------------------------------------------------------------- sessions
     def get_session(self, session_id: UUID) -> Session:
-        session = self.repository.get(session_id)
+        session: Aggregate = self.repository.get(session_id)
         assert isinstance(session, Session)
         return session
 

@@ -86,7 +86,9 @@ def check_timezone(tz: str) -> str:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CompanyError(f"unknown timezone {tz!r}; use an IANA name such as Europe/Amsterdam") from None
+        raise CompanyError(
+            f"unknown timezone {tz!r}; use an IANA name such as Europe/Amsterdam"
+        ) from None
     return tz
 
 

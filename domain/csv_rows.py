@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 COLUMNS: tuple[str, ...] = (
     "session_id",
@@ -49,6 +49,7 @@ MAX_FIELD_CHARS = 10_000
 MAX_IP_CHARS = 45
 MAX_RAW_LINE_CHARS = 2_000
 MAX_COUNT = 2**63 - 1  # what a BIGINT column can hold
+_MAX_COUNT_DIGITS = len(str(MAX_COUNT))  # checked before int(), which refuses >4300 digits
 DATETIME_FORMAT = "DD.MM.YYYY HH:MM:SS"
 
 _FREE_TEXT_COLUMNS = frozenset({"category", "initial_msg"})
@@ -133,6 +134,7 @@ _ISO_PREFIX_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}", re.ASCII)
 _INT_RE = re.compile(r"[+-]?\d+(?:\.0*)?", re.ASCII)
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 
 
 def _show(value: str, limit: int = 60) -> str:
@@ -173,7 +175,10 @@ def _to_datetime(value: str, zone: tzinfo) -> datetime:
 
 def parse_european_datetime(value: str, timezone: str) -> datetime:
     """Public form of the row parser's date rule, for callers holding a single value."""
-    return _to_datetime(value.strip(), _zone(timezone))
+    zone = _zone(timezone)
+    if not value.strip():
+        raise ValueError(f"missing date/time, expected {DATETIME_FORMAT}")
+    return _to_datetime(value.strip(), zone)
 
 
 def _to_count(value: str) -> int | None:
@@ -181,16 +186,18 @@ def _to_count(value: str) -> int | None:
     if not value:
         return None
     if value.isascii() and value.isdigit():
-        number = int(value)
+        digits = value
     elif _INT_RE.fullmatch(value):
-        number = int(value.split(".", 1)[0])
+        digits = value.split(".", 1)[0]
     elif _NUMBER_RE.fullmatch(value):
         raise ValueError(f"not a whole number {_show(value)}")
     else:
         raise ValueError(f"not a number {_show(value)}")
-    if number < 0:
+    significant = digits.lstrip("+-0")
+    if significant and digits.startswith("-"):
         raise ValueError(f"negative value {_show(value)}")
-    if number > MAX_COUNT:
+    number = int(significant) if 0 < len(significant) <= _MAX_COUNT_DIGITS else 0
+    if number > MAX_COUNT or len(significant) > _MAX_COUNT_DIGITS:
         raise ValueError(f"value too large {_show(value)}")
     return number
 
@@ -314,7 +321,7 @@ def _convert(values: Sequence[str], zone: tzinfo) -> dict[str, Any] | list[str]:
     try:
         out = _fast_values(values, zone)
     except ValueError:
-        return _problems(values, zone)
+        return _problems(values, zone) or ["invalid value"]
     if out["end_time"] < out["start_time"]:
         return [f"end_time: {values[2]} is before start_time {values[1]}"]
     return out
@@ -345,10 +352,41 @@ class _Layout:
     """Where each legacy column sits in the file (identity unless a header reorders them)."""
 
     order: tuple[int, ...] | None
-    free_positions: frozenset[int]
+    free_positions: frozenset[int]  # file positions of category / initial_msg
+    time_positions: tuple[int, int]  # file positions of start_time / end_time
+
+    @classmethod
+    def of(cls, order: tuple[int, ...] | None) -> _Layout:
+        def where(column: str) -> int:
+            index = COLUMNS.index(column)
+            return order[index] if order else index
+
+        free = frozenset(where(c) for c in _FREE_TEXT_COLUMNS)
+        return cls(order, free, (where("start_time"), where("end_time")))
+
+    def starts_a_record(self, line: str) -> bool:
+        """Shaped like `id,date,date,...`: seen inside a quoted value, a quote swallowed a row."""
+        parts = line.split(",")
+        start, end = self.time_positions
+        return len(parts) > max(start, end) and all(
+            _DATETIME_RE.fullmatch(parts[i].strip()) for i in (start, end)
+        )
+
+    def plausible_multiline(self, fields: list[str]) -> bool:
+        """A quoted line break is believed only in free text and only if no row hides in it."""
+        if len(fields) != N_COLUMNS:
+            return False
+        for i, value in enumerate(fields):
+            if "\n" not in value and "\r" not in value:
+                continue
+            if i not in self.free_positions:
+                return False
+            if any(map(self.starts_a_record, _LINE_BREAK_RE.split(value)[1:])):
+                return False
+        return True
 
 
-_POSITIONAL = _Layout(None, frozenset(COLUMNS.index(c) for c in _FREE_TEXT_COLUMNS))
+_POSITIONAL = _Layout.of(None)
 
 
 def _header_layout(fields: Sequence[str]) -> _Layout | None:
@@ -362,7 +400,7 @@ def _header_layout(fields: Sequence[str]) -> _Layout | None:
     order = tuple(names.index(column) for column in COLUMNS)
     if order == tuple(range(N_COLUMNS)):
         return _POSITIONAL
-    return _Layout(order, frozenset(order[COLUMNS.index(c)] for c in _FREE_TEXT_COLUMNS))
+    return _Layout.of(order)
 
 
 Record = tuple[int, int, list[str] | str]
@@ -400,7 +438,10 @@ def _split_records(lines: list[str], multiline_ok: Callable[[list[str]], bool]) 
             yield first, end, fields
 
 
-_STRAY_QUOTE = "malformed quoting (a quote opened on this line is not closed where a field ends)"
+_STRAY_QUOTE = (
+    "malformed quoting (a quoted value opened on this line runs into the following lines; "
+    "this line was rejected on its own)"
+)
 
 
 def _is_blank(lines: list[str], record: Record) -> bool:
@@ -425,19 +466,22 @@ def _raw(lines: list[str], first: int, end: int) -> str:
 
 def _decode(data: str | bytes) -> tuple[str, bool]:
     """Text without a BOM, and whether one was there (it used to stick to the first id)."""
-    if isinstance(data, str):
-        return (data[1:], True) if data.startswith("\ufeff") else (data, False)
-    bom = data.startswith(b"\xef\xbb\xbf")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CsvFormatError("the file is UTF-16 encoded; the export must be UTF-8")
-    try:
-        return data[3 if bom else 0 :].decode("utf-8"), bom
-    except UnicodeDecodeError as e:
-        offset = e.start + (3 if bom else 0)
-        raise CsvFormatError(
-            f"the file is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset} "
-            f"({e.reason})"
-        ) from None
+    if isinstance(data, bytes):
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise CsvFormatError("the file is UTF-16 encoded; the export must be UTF-8")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CsvFormatError(
+                f"the file is not valid UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} "
+                f"({e.reason})"
+            ) from None
+    text = data.lstrip("\ufeff")
+    return text, len(text) != len(data)
+
+
+def _describe(error: Any) -> str:
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
 
 
 class _Collector:
@@ -452,10 +496,7 @@ class _Collector:
         self.first_seen: dict[str, int] = {}
 
     def multiline_ok(self, fields: list[str]) -> bool:
-        return len(fields) == N_COLUMNS and all(
-            i in self.layout.free_positions or ("\n" not in f and "\r" not in f)
-            for i, f in enumerate(fields)
-        )
+        return self.layout.plausible_multiline(fields)
 
     def reject(self, number: int, record: Record, reason: str) -> None:
         raw = _raw(self.lines, record[0], record[1])
@@ -481,8 +522,13 @@ class _Collector:
             reason = f"session_id: duplicate of row {first} ({_show(external_id)})"
             self.reject(number, record, reason)
             return
+        try:
+            row = SourceRow.model_validate(result)
+        except ValidationError as e:  # a gap between the checks above and the model's
+            self.reject(number, record, "; ".join(_describe(error) for error in e.errors()))
+            return
         self.first_seen[external_id] = number
-        self.rows.append((number, SourceRow.model_validate(result)))
+        self.rows.append((number, row))
 
 
 def parse_csv(data: str | bytes, timezone: str = "UTC") -> ParsedCsv:

@@ -45,7 +45,9 @@ class DatabaseConfig:
         if scheme in ("postgres", "postgresql"):
             dbname = parts.path.lstrip("/")
             if not dbname:
-                raise DatabaseUrlError("a PostgreSQL URL needs a database name: postgresql://user@host/dbname")
+                raise DatabaseUrlError(
+                    "a PostgreSQL URL needs a database name: postgresql://user@host/dbname"
+                )
             query = parse_qs(parts.query)
             return cls(
                 kind="postgres",
@@ -88,6 +90,7 @@ class DatabaseConfig:
                 POSTGRES_LOCK_TIMEOUT="10",
                 POSTGRES_CONNECT_TIMEOUT="5",
                 POSTGRES_PRE_PING="y",
+                APPLICATION_RECORDER_TOPIC="domain.pg_recorder:CopyPostgresApplicationRecorder",
             )
             if self.schema:
                 env["POSTGRES_SCHEMA"] = self.schema

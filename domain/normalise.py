@@ -313,6 +313,7 @@ def sentiment_label(value: str | None) -> str | None:
 # -------------------------------------------------------------------------------- booleans
 
 _TRUE_WORDS = ("1", "true", "yes", "y", "ja", "si", "sí", "oui", "да", "はい", "evet")
+# Turkish "hay\u0131r" has a dotless i that casefold() never produces from "HAYIR", hence both.
 _FALSE_WORDS = (
     "0",
     "false",
@@ -326,7 +327,6 @@ _FALSE_WORDS = (
     "hay\u0131r",
     "hayir",
 )
-# Turkish "hay\u0131r" has a dotless i that casefold() never produces from "HAYIR", hence both.
 _YES_NO: dict[str, bool] = {
     **{word: True for word in _TRUE_WORDS},
     **{word: False for word in _FALSE_WORDS},

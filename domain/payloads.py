@@ -1,4 +1,4 @@
-"""What the stages produce: values carried by the data events (pydantic, so they cross boundaries)."""
+"""What the stages produce: the values the data events carry (pydantic: they cross boundaries)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,10 @@ MAX_QUESTIONS = 5
 
 
 def normalise_questions(questions: Iterable[object], cap: int = MAX_QUESTIONS) -> list[str]:
-    """Trim, collapse whitespace, drop empties and non-text, de-duplicate ignoring case, keep order."""
+    """Trim, collapse whitespace, drop empties and non-text, de-duplicate ignoring case.
+
+    The first spelling of a question is kept, in order.
+    """
     seen: set[str] = set()
     result: list[str] = []
     for q in questions:

@@ -250,7 +250,7 @@ class Session(Aggregate):
         return False
 
     def skip_reason(self, stage: Stage) -> str | None:
-        """The domain's skip rules: a stage with nothing to work on is SKIPPED, never left PENDING."""
+        """The skip rules: a stage with nothing to work on is SKIPPED, never left PENDING."""
         if stage is Stage.TRANSCRIPT_FETCH and not self.row.transcript_url:
             return "no transcript URL in the CSV row"
         if stage is Stage.AI_ANALYSIS and not self.messages:
@@ -271,7 +271,9 @@ class Session(Aggregate):
         return None
 
     # ----------------------------------------------------------------- commands
-    def start_stage(self, stage: Stage, worker: str, lease_expires_at: datetime, now: datetime) -> int:
+    def start_stage(
+        self, stage: Stage, worker: str, lease_expires_at: datetime, now: datetime
+    ) -> int:
         """Claims the stage for one attempt and returns the attempt number.
 
         A stage running under an expired lease is first recorded as failed, so the audit
@@ -371,7 +373,9 @@ class Session(Aggregate):
             raise StageNotReady(f"{stage.value} is not ready: {self._why_not_ready(stage)}")
         status = self.stages[stage].status
         if status is not Status.PENDING:
-            raise StageNotReady(f"only a PENDING stage can be skipped; {stage.value} is {status.value}")
+            raise StageNotReady(
+                f"only a PENDING stage can be skipped; {stage.value} is {status.value}"
+            )
         self.trigger_event(self.StageSkipped, stage=stage, reason=reason, timestamp=now)
 
     def reset_stage(
@@ -382,7 +386,9 @@ class Session(Aggregate):
         status = self.stages[stage].status
         allowed = {Status.FAILED, Status.SKIPPED} | ({Status.COMPLETED} if force else set())
         if status not in allowed:
-            hint = " (use force to reprocess a COMPLETED stage)" if status is Status.COMPLETED else ""
+            hint = (
+                " (use force to reprocess a COMPLETED stage)" if status is Status.COMPLETED else ""
+            )
             raise InvalidReset(f"cannot reset {stage.value}: it is {status.value}{hint}")
         self.trigger_event(
             self.StageReset, stage=stage, reason=reason, actor=actor, force=force, timestamp=now

@@ -89,5 +89,3 @@ class SessionCreationProcessor:
                 "timestamps_outside_window": output.outside_window,
             },
         )
-
-

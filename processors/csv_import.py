@@ -6,6 +6,7 @@ the event store's optimistic concurrency catches whatever the projection has not
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -88,42 +89,21 @@ def _import_batch(
                 to_save.append(session)
             else:
                 counts.unchanged += 1
-    try:
-        app.save_all(to_save)
-    except IntegrityError:
-        _save_one_by_one(app, company, to_save, source, clock, counts)
-        return
-    for session in to_save:
+    result = app.save_batch(to_save)
+    for session in result.saved:
         if session.version == 1:
             counts.new += 1
         else:
             counts.changed += 1
-
-
-def _save_one_by_one(
-    app: LiveDashApp,
-    company: Company,
-    sessions: Sequence[Session],
-    source: str,
-    clock: Clock,
-    counts: ImportCounts,
-) -> None:
-    """A concurrent writer (or a lagging projection) got there first: merge row by row."""
-    for session in sessions:
-        try:
-            app.save(session)
-        except IntegrityError:
-            current = app.get_session(session.id)
-            if current.change_row(session.row, source, clock()):
-                app.save(current)
-                counts.changed += 1
-            else:
-                counts.unchanged += 1
+    for lost in result.lost:
+        # Another writer (or an import the projection has not seen yet) got there first.
+        assert isinstance(lost, Session)
+        current = app.get_session(lost.id)
+        if current.change_row(lost.row, source, clock()):
+            app.save(current)
+            counts.changed += 1
         else:
-            if session.version == 1:
-                counts.new += 1
-            else:
-                counts.changed += 1
+            counts.unchanged += 1
 
 
 def run_import(
@@ -140,11 +120,20 @@ def run_import(
     try:
         src = read()
     except SourceError as e:
-        return _record(app, company, started, clock(), "error", error=str(e), http_status=e.http_status)
+        return _record(
+            app, company, started, clock(), "error", error=str(e), http_status=e.http_status
+        )
     if src.not_modified:
         return _record(
-            app, company, started, clock(), "not_modified", source=src.source,
-            http_status=src.http_status, etag=src.etag, last_modified=src.last_modified,
+            app,
+            company,
+            started,
+            clock(),
+            "not_modified",
+            source=src.source,
+            http_status=src.http_status,
+            etag=src.etag,
+            last_modified=src.last_modified,
             content_sha256=src.sha256,
         )
     assert src.data is not None
@@ -152,18 +141,37 @@ def run_import(
         parsed = parse_csv(src.data, company.timezone)
     except CsvFormatError as e:
         return _record(
-            app, company, started, clock(), "error", source=src.source, error=str(e),
-            bytes=len(src.data), http_status=src.http_status,
+            app,
+            company,
+            started,
+            clock(),
+            "error",
+            source=src.source,
+            error=str(e),
+            bytes=len(src.data),
+            http_status=src.http_status,
         )
     if on_parsed:
         on_parsed(parsed)
     counts = import_parsed(app, runner, company, parsed, src.source, clock, progress=progress)
     return _record(
-        app, company, started, clock(), "ok", source=src.source,
-        rows_seen=parsed.rows_seen, new=counts.new, changed=counts.changed,
-        unchanged=counts.unchanged, rejected=len(parsed.rejections),
-        rejections=list(parsed.rejections), bytes=len(src.data), http_status=src.http_status,
-        etag=src.etag, last_modified=src.last_modified, content_sha256=src.sha256,
+        app,
+        company,
+        started,
+        clock(),
+        "ok",
+        source=src.source,
+        rows_seen=parsed.rows_seen,
+        new=counts.new,
+        changed=counts.changed,
+        unchanged=counts.unchanged,
+        rejected=len(parsed.rejections),
+        rejections=list(parsed.rejections),
+        bytes=len(src.data),
+        http_status=src.http_status,
+        etag=src.etag,
+        last_modified=src.last_modified,
+        content_sha256=src.sha256,
     )
 
 
@@ -177,7 +185,13 @@ def _record(
 ) -> ImportRun:
     fields.setdefault("source", company.csv_url)
     run = ImportRun.model_validate(
-        {"run_id": uuid4(), "started_at": started, "finished_at": finished, "outcome": outcome, **fields}
+        {
+            "run_id": uuid4(),
+            "started_at": started,
+            "finished_at": finished,
+            "outcome": outcome,
+            **fields,
+        }
     )
     app.record_import(company, run)
     return run
@@ -241,11 +255,22 @@ class CsvSchedule:
             try:
                 company = self.app.get_company(company_id)
                 run = run_import(
-                    self.app, self.runner, company, lambda c=company: self.source.read(c), self.clock
+                    self.app,
+                    self.runner,
+                    company,
+                    functools.partial(self.source.read, company),
+                    self.clock,
                 )
                 self.log(
-                    "csv_import", company=company.name, outcome=run.outcome, new=run.new,
-                    changed=run.changed, rejected=run.rejected, error=run.error,
+                    "csv_import",
+                    company=company.name,
+                    outcome=run.outcome,
+                    new=run.new,
+                    changed=run.changed,
+                    rejected=run.rejected,
+                    error=run.error,
                 )
             except Exception as e:  # the daemon keeps going; the next interval tries again
-                self.log("csv_import_error", company=str(company_id), error=f"{type(e).__name__}: {e}")
+                self.log(
+                    "csv_import_error", company=str(company_id), error=f"{type(e).__name__}: {e}"
+                )

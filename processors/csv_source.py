@@ -103,7 +103,11 @@ class CsvSource:
                 status = response.status_code
                 if status == 304:
                     return SourceData(
-                        None, company.csv_url, company.content_sha256, 304, company.etag,
+                        None,
+                        company.csv_url,
+                        company.content_sha256,
+                        304,
+                        company.etag,
                         company.last_modified,
                     )
                 if 200 <= status < 300:
@@ -128,4 +132,6 @@ class CsvSource:
                     raise SourceError(last_error, status)
             if attempt < self.attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise SourceError(f"{company.csv_url}: {last_error} (after {self.attempts} attempts)", status)
+        raise SourceError(
+            f"{company.csv_url}: {last_error} (after {self.attempts} attempts)", status
+        )

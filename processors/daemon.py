@@ -11,6 +11,7 @@ never strands a session. The claim itself is an optimistic-concurrency append of
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -121,7 +122,9 @@ class Daemon:
         }
         self.in_flight: dict[tuple[UUID, Stage], InFlight] = {}
         self.pools = {
-            s: ThreadPoolExecutor(config.for_stage(s).concurrency, thread_name_prefix=f"ld-{s.value}")
+            s: ThreadPoolExecutor(
+                config.for_stage(s).concurrency, thread_name_prefix=f"ld-{s.value}"
+            )
             for s in self.processors
         }
         self.companies: dict[UUID, Company] = {}
@@ -183,7 +186,9 @@ class Daemon:
 
     def _snapshot(self) -> dict[str, Any]:
         return {
-            "in_flight": {s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors},
+            "in_flight": {
+                s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors
+            },
             "queued": {s.value: len(q) for s, q in self.candidates.items()},
             "completed": dict(self.summary.completed),
             "failed": dict(self.summary.failed),
@@ -216,20 +221,27 @@ class Daemon:
         from projections.schema import companies
 
         with self.runner.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(companies.select().with_only_columns(companies.c.company_id))]
+            ids = [
+                r[0]
+                for r in conn.execute(companies.select().with_only_columns(companies.c.company_id))
+            ]
         self.companies = {cid: self.app.get_company(cid) for cid in ids}
 
     # --------------------------------------------------------------- claim
     def _claim(self) -> None:
         now = self.clock()
-        lease_for = {s: timedelta(seconds=self.config.for_stage(s).lease_seconds) for s in self.processors}
+        lease_for = {
+            s: timedelta(seconds=self.config.for_stage(s).lease_seconds) for s in self.processors
+        }
         batch: list[tuple[Session, Stage, int | None]] = []
         for stage, queue in self.candidates.items():
             free = self.config.for_stage(stage).concurrency - sum(
                 1 for k in self.in_flight if k[1] is stage
             )
             picked: list[UUID] = []
-            while queue and len(picked) < max(0, free) * 2 and len(picked) < self.config.claim_batch:
+            while (
+                queue and len(picked) < max(0, free) * 2 and len(picked) < self.config.claim_batch
+            ):
                 sid, _ = queue.popitem(last=False)
                 if (sid, stage) not in self.in_flight:
                     picked.append(sid)
@@ -258,15 +270,15 @@ class Daemon:
         if not batch:
             return
         saved = self._save([s for s, _, _ in batch])
-        for session, stage, attempt in batch:
+        for session, stage, claimed in batch:
             if session.id not in saved:
                 self.summary.lost_races += 1
                 continue
-            if attempt is None:
+            if claimed is None:
                 self._count(self.summary.skipped, stage)
                 self.reporter.event("skipped", session, stage, None)
                 continue
-            self._submit(session, stage, attempt)
+            self._submit(session, stage, claimed)
 
     def _submit(self, session: Session, stage: Stage, attempt: int) -> None:
         processor = self.processors[stage]
@@ -282,7 +294,7 @@ class Daemon:
         flight = InFlight(session, stage, attempt, time.monotonic() + cfg.timeout, future)
         self.in_flight[(session.id, stage)] = flight
         self.reporter.event("started", session, stage, attempt)
-        future.add_done_callback(lambda f, fl=flight: self._done(fl, f))
+        future.add_done_callback(functools.partial(self._done, flight))
 
     def _done(self, flight: InFlight, future: Future[Any]) -> None:
         if future.cancelled():
@@ -308,7 +320,9 @@ class Daemon:
                 flight.abandoned = True
                 timeout = self.config.for_stage(flight.stage).timeout
                 outcomes.append(
-                    Outcome(flight, error=StageError("timeout", f"stage took over {timeout:.0f}s", True))
+                    Outcome(
+                        flight, error=StageError("timeout", f"stage took over {timeout:.0f}s", True)
+                    )
                 )
         if outcomes:
             self._record(outcomes)
@@ -345,7 +359,13 @@ class Daemon:
         failures = session.stages[flight.stage].retry_count + 1
         retry_at = policy.retry_at(failures, now, error.retry_after) if error.retryable else None
         session.fail_stage(
-            flight.stage, flight.attempt, error.error_type, error.message, error.retryable, retry_at, now
+            flight.stage,
+            flight.attempt,
+            error.error_type,
+            error.message,
+            error.retryable,
+            retry_at,
+            now,
         )
 
     def _retry_lost(self, outcome: Outcome, now: datetime) -> None:
@@ -378,15 +398,8 @@ class Daemon:
             self.reporter.event("failed", flight.session, flight.stage, flight.attempt, detail)
 
     def _save(self, sessions: list[Session]) -> set[UUID]:
-        """Group commit: one transaction for all; on a conflict, one by one to find the losers."""
-        if not sessions:
-            return set()
-        try:
-            self.app.save_all(sessions)
-            return {s.id for s in sessions}
-        except IntegrityError:
-            saved, _lost = self.app.save_each(sessions)
-            return {s.id for s in saved}
+        """Group commit: one transaction for all; the sessions that lost a race are left out."""
+        return self.app.save_batch(sessions).saved_ids
 
     @staticmethod
     def _count(counter: dict[str, int], stage: Stage) -> None:
@@ -432,6 +445,10 @@ def _next_candidate(event: Event, now: datetime) -> Stage | None:
         return stage.next
     if isinstance(event, Session.StageReset):
         return stage
-    if isinstance(event, Session.StageFailed) and event.retry_at is not None and event.retry_at <= now:
+    if (
+        isinstance(event, Session.StageFailed)
+        and event.retry_at is not None
+        and event.retry_at <= now
+    ):
         return stage
     return None

@@ -124,7 +124,9 @@ class TranscriptFetchProcessor:
         guard = not is_local_source(inputs.csv_source)
         return self._get(target, inputs, guard)
 
-    def record(self, session: Session, attempt: int, output: FetchedTranscript, now: datetime) -> None:
+    def record(
+        self, session: Session, attempt: int, output: FetchedTranscript, now: datetime
+    ) -> None:
         session.record_transcript(
             attempt,
             output,
@@ -144,9 +146,13 @@ class TranscriptFetchProcessor:
                 )
             data = path.read_bytes()
         except FileNotFoundError:
-            raise StageError("not_found", f"no transcript file at {path}", retryable=False) from None
+            raise StageError(
+                "not_found", f"no transcript file at {path}", retryable=False
+            ) from None
         except OSError as e:
-            raise StageError("io_error", f"cannot read {path}: {e.strerror}", retryable=True) from None
+            raise StageError(
+                "io_error", f"cannot read {path}: {e.strerror}", retryable=True
+            ) from None
         return self._transcript(path.as_uri(), data, "text/plain")
 
     # ------------------------------------------------------------------- http
@@ -156,13 +162,19 @@ class TranscriptFetchProcessor:
         for _hop in range(self.settings.max_redirects + 1):
             parts = urlsplit(url)
             if guard:
-                self._guard(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+                self._guard(
+                    parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+                )
             try:
                 with self.client.stream("GET", url, auth=auth) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
-                            raise StageError("bad_redirect", f"HTTP {response.status_code} without Location", retryable=False)
+                            raise StageError(
+                                "bad_redirect",
+                                f"HTTP {response.status_code} without Location",
+                                retryable=False,
+                            )
                         url = urljoin(url, location)
                         if urlsplit(url).scheme not in ("http", "https"):
                             raise StageError("bad_url", f"redirect to {url!r}", retryable=False)
@@ -172,9 +184,13 @@ class TranscriptFetchProcessor:
                     content_type = response.headers.get("content-type")
                     return self._transcript(url, data, content_type, response.encoding)
             except httpx.TimeoutException as e:
-                raise StageError("timeout", f"timed out fetching {url}: {type(e).__name__}", retryable=True) from None
+                raise StageError(
+                    "timeout", f"timed out fetching {url}: {type(e).__name__}", retryable=True
+                ) from None
             except httpx.TransportError as e:
-                raise StageError("connection_error", f"cannot fetch {url}: {e}", retryable=True) from None
+                raise StageError(
+                    "connection_error", f"cannot fetch {url}: {e}", retryable=True
+                ) from None
         raise StageError(
             "too_many_redirects",
             f"more than {self.settings.max_redirects} redirects starting at {inputs.raw_url}",

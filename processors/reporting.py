@@ -36,7 +36,11 @@ class JsonLogReporter:
         self._last_tick = 0.0
 
     def log(self, kind: str, **fields: Any) -> None:
-        record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": kind, **fields}
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "event": kind,
+            **fields,
+        }
         self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
 
@@ -94,9 +98,8 @@ class TerminalReporter:
     ) -> None:
         if kind in ("failed", "stale"):
             color = "red" if kind == "failed" else "yellow"
-            self.console.print(
-                f"[{color}]{kind}[/] {stage.value} {session.external_id} attempt {attempt}: {detail}"
-            )
+            where = f"{stage.value} {session.external_id} attempt {attempt}"
+            self.console.print(f"[{color}]{kind}[/] {where}: {detail}")
 
     def tick(self, snapshot: dict[str, Any]) -> None:
         from rich.table import Table
@@ -125,5 +128,9 @@ class TerminalReporter:
         self.console.print(
             f"stopped ({summary.stopped_by}): {total} stages completed, {skipped} skipped, "
             f"{failed} failed"
-            + (f"; next retry at {summary.next_retry_at:%Y-%m-%d %H:%M:%S}" if summary.next_retry_at else "")
+            + (
+                f"; next retry at {summary.next_retry_at:%Y-%m-%d %H:%M:%S}"
+                if summary.next_retry_at
+                else ""
+            )
         )

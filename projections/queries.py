@@ -3,11 +3,12 @@ sessions: counts come from `pipeline_overview`, lists from indexed slices of the
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
 from projections.models import (
@@ -32,12 +33,14 @@ from projections.schema import (
 
 sss = session_stage_status
 
+
 # ------------------------------------------------------------------ companies
 def company_by_name(conn: Connection, name: str) -> CompanyInfo | None:
     row = conn.execute(
         select(companies).where(func.lower(companies.c.name) == name.strip().lower())
     ).first()
     return CompanyInfo.model_validate(row._asdict()) if row else None
+
 
 def list_companies(conn: Connection) -> list[CompanyInfo]:
     counts = dict(
@@ -55,6 +58,7 @@ def list_companies(conn: Connection) -> list[CompanyInfo]:
         info.last_import = runs[0] if runs else None
         result.append(info)
     return result
+
 
 def list_import_runs(
     conn: Connection, company_id: UUID | None = None, limit: int = 20, rejections: bool = False
@@ -86,6 +90,7 @@ def list_import_runs(
         runs.append(run)
     return runs
 
+
 # --------------------------------------------------------------------- status
 def overview(conn: Connection, company_id: UUID | None = None) -> dict[str, dict[str, int]]:
     """Counts per stage and status; every stage and status present, zeros included."""
@@ -99,6 +104,7 @@ def overview(conn: Connection, company_id: UUID | None = None) -> dict[str, dict
         if stage in counts and status in counts[stage]:
             counts[stage][status] = int(n or 0)
     return counts
+
 
 def status_report(
     conn: Connection, company_id: UUID | None = None, company: str | None = None, failures: int = 5
@@ -127,6 +133,7 @@ def status_report(
         waiting_companies=waiting_companies(conn, company_id),
     )
 
+
 def _count_retrying(conn: Connection, company_id: UUID | None) -> dict[str, int]:
     query = (
         select(sss.c.stage, func.count())
@@ -137,25 +144,34 @@ def _count_retrying(conn: Connection, company_id: UUID | None) -> dict[str, int]
         query = query.where(sss.c.company_id == company_id)
     return {stage: int(n) for stage, n in conn.execute(query).all()}
 
-def _oldest_pending(conn: Connection, company_id: UUID | None, now: datetime) -> OldestPending | None:
-    query = (
-        select(sss.c.stage, sss.c.session_id, sss.c.external_id, sss.c.updated_at)
-        .where(sss.c.status == Status.PENDING.value)
-        .order_by(sss.c.updated_at)
-        .limit(1)
-    )
-    if company_id is not None:
-        query = query.where(sss.c.company_id == company_id)
-    row = conn.execute(query).first()
-    if row is None:
+
+def _oldest_pending(
+    conn: Connection, company_id: UUID | None, now: datetime
+) -> OldestPending | None:
+    """One index seek per stage (stage, status, updated_at), never a scan of PENDING rows."""
+    oldest = None
+    for stage in STAGE_ORDER[1:]:
+        query = (
+            select(sss.c.stage, sss.c.session_id, sss.c.external_id, sss.c.updated_at)
+            .where(sss.c.stage == stage.value, sss.c.status == Status.PENDING.value)
+            .order_by(sss.c.updated_at)
+            .limit(1)
+        )
+        if company_id is not None:
+            query = query.where(sss.c.company_id == company_id)
+        row = conn.execute(query).first()
+        if row is not None and (oldest is None or row.updated_at < oldest.updated_at):
+            oldest = row
+    if oldest is None:
         return None
     return OldestPending(
-        stage=row.stage,
-        session_id=row.session_id,
-        external_id=row.external_id,
-        since=row.updated_at,
-        age_seconds=round((now - row.updated_at).total_seconds(), 3),
+        stage=oldest.stage,
+        session_id=oldest.session_id,
+        external_id=oldest.external_id,
+        since=oldest.updated_at,
+        age_seconds=round((now - oldest.updated_at).total_seconds(), 3),
     )
+
 
 def waiting_companies(conn: Connection, company_id: UUID | None = None) -> list[WaitingCompany]:
     """Companies whose sessions are not worked on because the company is not ACTIVE."""
@@ -191,6 +207,7 @@ def waiting_companies(conn: Connection, company_id: UUID | None = None) -> list[
             )
     return result
 
+
 # ----------------------------------------------------------------- sessions
 def list_sessions(
     conn: Connection,
@@ -211,18 +228,20 @@ def list_sessions(
         query = query.where(sss.c.stage == Stage.CSV_IMPORT.value)
     return [StageRow.model_validate(r._asdict()) for r in conn.execute(query).all()]
 
+
 def session_rows(conn: Connection, session_id: UUID) -> list[StageRow]:
     rows = conn.execute(select(sss).where(sss.c.session_id == session_id)).all()
     by_stage = {r.stage: StageRow.model_validate(r._asdict()) for r in rows}
     return [by_stage[s.value] for s in STAGE_ORDER if s.value in by_stage]
 
-def find_sessions(conn: Connection, key: str, company_id: UUID | None = None) -> list[dict[str, Any]]:
+
+def find_sessions(
+    conn: Connection, key: str, company_id: UUID | None = None
+) -> list[dict[str, Any]]:
     """Sessions whose internal id or external id is ``key``."""
     conditions = [sessions.c.external_id == key]
-    try:
-        conditions = [sessions.c.session_id == UUID(key)] + conditions
-    except ValueError:
-        pass
+    with contextlib.suppress(ValueError):
+        conditions = [sessions.c.session_id == UUID(key), *conditions]
     query = select(sessions, companies.c.name.label("company")).join(
         companies, companies.c.company_id == sessions.c.company_id, isouter=True
     )
@@ -232,22 +251,26 @@ def find_sessions(conn: Connection, key: str, company_id: UUID | None = None) ->
         query = query.where(sessions.c.company_id == company_id)
     return [r._asdict() for r in conn.execute(query).all()]
 
+
 def failed(
     conn: Connection,
     stage: Stage | None = None,
     company_id: UUID | None = None,
     limit: int = 100,
 ) -> list[FailureInfo]:
-    query = (
-        select(sss)
-        .where(sss.c.status == Status.FAILED.value)
-        .order_by(sss.c.updated_at.desc())
-        .limit(limit)
-    )
-    if stage is not None:
-        query = query.where(sss.c.stage == stage.value)
-    if company_id is not None:
-        query = query.where(sss.c.company_id == company_id)
+    """Most recent failures first; per stage, so each query is an index range (stage, status)."""
+    rows = []
+    for st in [stage] if stage is not None else list(STAGE_ORDER[1:]):
+        query = (
+            select(sss)
+            .where(sss.c.stage == st.value, sss.c.status == Status.FAILED.value)
+            .order_by(sss.c.updated_at.desc())
+            .limit(limit)
+        )
+        if company_id is not None:
+            query = query.where(sss.c.company_id == company_id)
+        rows.extend(conn.execute(query).all())
+    rows.sort(key=lambda r: r.updated_at, reverse=True)
     return [
         FailureInfo(
             session_id=r.session_id,
@@ -262,8 +285,9 @@ def failed(
             retry_at=r.retry_at,
             failed_at=r.completed_at,
         )
-        for r in conn.execute(query).all()
+        for r in rows[:limit]
     ]
+
 
 def failed_session_ids(
     conn: Connection, stage: Stage, company_id: UUID | None = None
@@ -274,6 +298,7 @@ def failed_session_ids(
     if company_id is not None:
         query = query.where(sss.c.company_id == company_id)
     return [r[0] for r in conn.execute(query).all()]
+
 
 def fingerprints(conn: Connection, session_ids: list[UUID]) -> dict[UUID, str]:
     """Row fingerprints of the sessions that exist, for the importer's change detection."""

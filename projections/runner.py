@@ -150,9 +150,7 @@ class ProjectionRunner:
         head = self.head()
         result = []
         with self.engine.connect() as conn:
-            rows = {
-                r.name: r for r in conn.execute(select(projection_tracking)).all()
-            }
+            rows = {r.name: r for r in conn.execute(select(projection_tracking)).all()}
         for name, projection in self.projections.items():
             row = rows.get(name)
             position = int(row.position) if row else 0
@@ -161,7 +159,7 @@ class ProjectionRunner:
             )
             seconds = 0.0
             if behind_events:
-                oldest = self.mapper.to_domain_event(behind_events[0])
+                oldest: Any = self.mapper.to_domain_event(behind_events[0])
                 seconds = max(0.0, (datetime.now(UTC) - oldest.timestamp).total_seconds())
             result.append(
                 Lag(

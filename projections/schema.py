@@ -41,11 +41,10 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -81,9 +80,7 @@ session_stage_status = Table(
     Column("metadata", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_sss_stage_status_updated", "stage", "status", "updated_at"),
-    Index("ix_sss_status_updated", "status", "updated_at"),
     Index("ix_sss_status_retry", "status", "retry_at"),
-    Index("ix_sss_company_external", "company_id", "external_id"),
 )
 
 pipeline_overview = Table(

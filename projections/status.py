@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy import Connection, delete, update
 
 from domain.csv_rows import SourceRow
 from domain.session import Session
 from domain.stage_state import StageState, StageStates, new_states, on_imported
 from domain.stages import STAGE_ORDER, Stage, Status
+from projections.bulk import SESSION_ROWS, STAGE_ROWS, Row
 from projections.runner import Event
 from projections.schema import pipeline_overview, session_stage_status, sessions
 from projections.upsert import upsert
@@ -33,7 +33,6 @@ STATUS_EVENTS: tuple[type[Any], ...] = (
     Session.StageSkipped,
     Session.StageReset,
 )
-CHUNK = 500
 
 
 @dataclass
@@ -52,52 +51,48 @@ class _Tracked:
             object.__setattr__(self, name, value)
 
 
-def state_from_row(row: Row[Any]) -> StageState:
+def state_from_row(row: Row) -> StageState:
+    """A stage row (in ``STAGE_ROWS`` column order) as the domain's stage state."""
     return StageState(
-        status=Status(row.status),
-        attempt=row.attempt,
-        retry_count=row.retry_count,
-        worker=row.worker,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        lease_expires_at=row.lease_expires_at,
-        retry_at=row.retry_at,
-        error_type=row.error_type,
-        error_message=row.error_message,
-        retryable=row.retryable,
-        note=row.note,
-        metadata=dict(row.metadata or {}),
-        updated_at=row.updated_at,
+        status=Status(row[4]),
+        attempt=row[5],
+        retry_count=row[6],
+        worker=row[7],
+        started_at=row[8],
+        completed_at=row[9],
+        lease_expires_at=row[10],
+        retry_at=row[11],
+        error_type=row[12],
+        error_message=row[13],
+        retryable=row[14],
+        note=row[15],
+        metadata=dict(row[16] or {}),
+        updated_at=row[17],
     )
 
 
-def row_from_state(session_id: UUID, tracked: _Tracked, stage: Stage) -> dict[str, Any]:
+def row_from_state(session_id: UUID, tracked: _Tracked, stage: Stage) -> Row:
     s = tracked.stages[stage]
-    return {
-        "session_id": session_id,
-        "stage": stage.value,
-        "company_id": tracked.company_id,
-        "external_id": tracked.external_id,
-        "status": s.status.value,
-        "attempt": s.attempt,
-        "retry_count": s.retry_count,
-        "worker": s.worker,
-        "started_at": s.started_at,
-        "completed_at": s.completed_at,
-        "lease_expires_at": s.lease_expires_at,
-        "retry_at": s.retry_at,
-        "error_type": s.error_type,
-        "error_message": s.error_message,
-        "retryable": s.retryable,
-        "note": s.note,
-        "metadata": s.metadata,
-        "updated_at": s.updated_at,
-    }
-
-
-def _chunks(items: Sequence[UUID]) -> Iterable[Sequence[UUID]]:
-    for i in range(0, len(items), CHUNK):
-        yield items[i : i + CHUNK]
+    return (
+        session_id,
+        stage.value,
+        tracked.company_id,
+        tracked.external_id,
+        s.status.value,
+        s.attempt,
+        s.retry_count,
+        s.worker,
+        s.started_at,
+        s.completed_at,
+        s.lease_expires_at,
+        s.retry_at,
+        s.error_type,
+        s.error_message,
+        s.retryable,
+        s.note,
+        s.metadata,
+        s.updated_at,
+    )
 
 
 class StatusProjection:
@@ -106,8 +101,8 @@ class StatusProjection:
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         tracked = self._load(conn, {e.originator_id for e in events})
-        new_sessions: list[dict[str, Any]] = []
-        changed_rows: dict[UUID, dict[str, Any]] = {}
+        new_sessions: list[Row] = []
+        changed_rows: dict[UUID, Row] = {}
         for event in events:
             sid = event.originator_id
             if isinstance(event, Session.Imported):
@@ -133,26 +128,22 @@ class StatusProjection:
 
     def _load(self, conn: Connection, ids: set[UUID]) -> dict[UUID, _Tracked]:
         tracked: dict[UUID, _Tracked] = {}
-        for chunk in _chunks(sorted(ids)):
-            rows = conn.execute(
-                select(session_stage_status).where(session_stage_status.c.session_id.in_(chunk))
-            ).all()
-            for row in rows:
-                t = tracked.get(row.session_id)
-                if t is None:
-                    t = _Tracked(row.company_id, row.external_id, new_states(), {})
-                    tracked[row.session_id] = t
-                stage = Stage(row.stage)
-                t.stages[stage] = state_from_row(row)
-                t.before[stage] = Status(row.status)
+        for row in STAGE_ROWS.load(conn, "session_id", sorted(ids)):
+            t = tracked.get(row[0])
+            if t is None:
+                t = _Tracked(row[2], row[3], new_states(), {})
+                tracked[row[0]] = t
+            stage = Stage(row[1])
+            t.stages[stage] = state_from_row(row)
+            t.before[stage] = t.stages[stage].status
         return tracked
 
     def _write(
         self,
         conn: Connection,
         tracked: dict[UUID, _Tracked],
-        new_sessions: list[dict[str, Any]],
-        changed_rows: dict[UUID, dict[str, Any]],
+        new_sessions: list[Row],
+        changed_rows: dict[UUID, Row],
     ) -> None:
         rows = []
         deltas: Counter[tuple[UUID, str, str]] = Counter()
@@ -165,7 +156,7 @@ class StatusProjection:
                     if old is not None:
                         deltas[(t.company_id, stage.value, old.value)] -= 1
                     deltas[(t.company_id, stage.value, new.value)] += 1
-        upsert(conn, session_stage_status, rows, ("session_id", "stage"))
+        STAGE_ROWS.upsert(conn, rows)
         upsert(
             conn,
             pipeline_overview,
@@ -179,11 +170,19 @@ class StatusProjection:
         )
         if any(n < 0 for n in deltas.values()):
             conn.execute(delete(pipeline_overview).where(pipeline_overview.c.count == 0))
-        upsert(conn, sessions, new_sessions, ("session_id",))
-        for sid, values in changed_rows.items():
-            keep = ("session_id", "company_id", "external_id", "imported_at")
-            values = {k: v for k, v in values.items() if k not in keep}
-            conn.execute(update(sessions).where(sessions.c.session_id == sid).values(**values))
+        SESSION_ROWS.upsert(conn, new_sessions)
+        for sid, r in changed_rows.items():
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.session_id == sid)
+                .values(
+                    row_fingerprint=r[3],
+                    start_time=r[4],
+                    end_time=r[5],
+                    transcript_url=r[6],
+                    updated_at=r[8],
+                )
+            )
 
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(session_stage_status))
@@ -200,15 +199,15 @@ def _stages_touched(event: Event) -> Iterable[Stage]:
     return (stage,)
 
 
-def _session_row(sid: UUID, company_id: UUID, row: SourceRow, at: datetime) -> dict[str, Any]:
-    return {
-        "session_id": sid,
-        "company_id": company_id,
-        "external_id": row.external_id,
-        "row_fingerprint": row.fingerprint(),
-        "start_time": row.start_time,
-        "end_time": row.end_time,
-        "transcript_url": row.transcript_url,
-        "imported_at": at,
-        "updated_at": at,
-    }
+def _session_row(sid: UUID, company_id: UUID, row: SourceRow, at: datetime) -> Row:
+    return (
+        sid,
+        company_id,
+        row.external_id,
+        row.fingerprint(),
+        row.start_time,
+        row.end_time,
+        row.transcript_url,
+        at,
+        at,
+    )

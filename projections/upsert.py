@@ -27,8 +27,6 @@ def upsert(
         return
     stmt = _insert(conn, table)
     columns = [c for c in rows[0] if c not in keys]
-    set_ = {
-        c: (table.c[c] + stmt.excluded[c]) if c in add else stmt.excluded[c] for c in columns
-    }
+    set_ = {c: (table.c[c] + stmt.excluded[c]) if c in add else stmt.excluded[c] for c in columns}
     stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=set_)
     conn.execute(stmt, list(rows))

@@ -24,7 +24,11 @@ LIVEDASH = [sys.executable, "-m", "cli.main"]
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True,
+        host=PG_HOST,
+        port=PG_PORT,
+        user=PG_USER,
+        dbname="postgres",
+        autocommit=True,
         connect_timeout=5,
     )
 

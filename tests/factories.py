@@ -12,7 +12,9 @@ COMPANY = uuid5(UUID(int=0), "test-company")
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 
 
-def row(external_id: str = "s-1", url: str | None = "https://t.example/s-1.txt", **changes: object) -> SourceRow:
+def row(
+    external_id: str = "s-1", url: str | None = "https://t.example/s-1.txt", **changes: object
+) -> SourceRow:
     values: dict[str, object] = {
         "external_id": external_id,
         "start_time": T0,

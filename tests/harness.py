@@ -13,6 +13,7 @@ from sqlalchemy import select
 from cli.runtime import Runtime
 from domain.session import Session
 from domain.stages import STAGE_ORDER
+from projections.bulk import STAGE_ROWS
 from projections.schema import pipeline_overview, session_stage_status
 from projections.status import row_from_state
 
@@ -26,18 +27,21 @@ def runtime(url: str, create: bool = True) -> Iterator[Runtime]:
         rt.close()
 
 
-def projected_rows(rt: Runtime, ids: list[UUID]) -> dict[tuple[UUID, str], dict[str, Any]]:
+def projected_rows(rt: Runtime, ids: list[UUID]) -> dict[tuple[UUID, str], tuple[Any, ...]]:
     rows = {}
     with rt.engine.connect() as conn:
         for i in range(0, len(ids), 500):
             for r in conn.execute(
-                select(session_stage_status).where(session_stage_status.c.session_id.in_(ids[i : i + 500]))
+                select(session_stage_status).where(
+                    session_stage_status.c.session_id.in_(ids[i : i + 500])
+                )
             ).all():
-                rows[(r.session_id, r.stage)] = r._asdict()
+                # Read through Core, independently of the projection's driver-level writer.
+                rows[(r.session_id, r.stage)] = tuple(getattr(r, c) for c in STAGE_ROWS.columns)
     return rows
 
 
-def folded_rows(sessions: list[Session]) -> dict[tuple[UUID, str], dict[str, Any]]:
+def folded_rows(sessions: list[Session]) -> dict[tuple[UUID, str], tuple[Any, ...]]:
     """What the status table must hold: the aggregate's own fold of its events."""
 
     class _T:
@@ -56,9 +60,9 @@ def folded_rows(sessions: list[Session]) -> dict[tuple[UUID, str], dict[str, Any
 def overview_counts(rt: Runtime, company_id: UUID) -> Counter[tuple[str, str]]:
     with rt.engine.connect() as conn:
         rows = conn.execute(
-            select(pipeline_overview.c.stage, pipeline_overview.c.status, pipeline_overview.c.count).where(
-                pipeline_overview.c.company_id == company_id
-            )
+            select(
+                pipeline_overview.c.stage, pipeline_overview.c.status, pipeline_overview.c.count
+            ).where(pipeline_overview.c.company_id == company_id)
         ).all()
     return Counter({(stage, status): n for stage, status, n in rows if n})
 

@@ -172,7 +172,7 @@ def test_happy_is_positive_not_neutral() -> None:
 TRUE_WORDS = ["1", "true", "TRUE", "yes", "Yes", "y", "Y", "ja", "JA", "si", "sí", "SÍ", "oui"]
 TRUE_WORDS += ["да", "ДА", "はい", "evet", "EVET", " yes "]
 FALSE_WORDS = ["0", "false", "False", "no", "NO", "n", "nee", "Nee", "nein", "non"]
-FALSE_WORDS += ["нет", "НЕТ", "いいえ", "hayır", "HAYIR", " no "]
+FALSE_WORDS += ["нет", "\u041d\u0415\u0422", "いいえ", "hay\u0131r", "HAYIR", " no "]
 
 
 @pytest.mark.parametrize("raw", TRUE_WORDS)

@@ -3,6 +3,7 @@ and on PostgreSQL, whatever legal command sequence produced them, and a rebuild 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4
@@ -19,7 +20,17 @@ from tests.conftest import fresh_pg_database
 from tests.factories import Clock, row
 from tests.harness import folded_overview, folded_rows, overview_counts, projected_rows, runtime
 
-OPS = ("start", "complete", "fail_retry", "fail_dead", "skip", "reset", "reset_force", "row_change", "wait")
+OPS = (
+    "start",
+    "complete",
+    "fail_retry",
+    "fail_dead",
+    "skip",
+    "reset",
+    "reset_force",
+    "row_change",
+    "wait",
+)
 
 ops_strategy = st.lists(
     st.tuples(
@@ -59,17 +70,17 @@ def apply_op(s: Session, op: str, stage, n: int, clock: Clock) -> None:
 def check_fold(rt: Runtime, ops: list) -> None:
     company = uuid4()
     clock = Clock()
-    sessions = [Session.import_row(company, row(external_id=f"s{i}"), "t.csv", clock()) for i in range(8)]
-    rt.app.save_all(sessions)
+    sessions = [
+        Session.import_row(company, row(external_id=f"s{i}"), "t.csv", clock()) for i in range(8)
+    ]
+    rt.app.save_batch(sessions)
     for k, (index, op, stage, n) in enumerate(ops):
         clock.advance(1)
-        try:
+        with contextlib.suppress(DomainError):
             apply_op(sessions[index], op, stage, n, clock)
-        except DomainError:
-            pass
         if k % 7 == 0:
-            rt.app.save_all(sessions)
-    rt.app.save_all(sessions)
+            rt.app.save_batch(sessions)
+    rt.app.save_batch(sessions)
     rt.runner.catch_up()
     ids = [s.id for s in sessions]
     assert projected_rows(rt, ids) == folded_rows(sessions)

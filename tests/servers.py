@@ -1,0 +1,271 @@
+"""A real HTTP server on 127.0.0.1 for tests, driven by a route table of canned behaviours.
+
+    with RouteServer({"/ok": text("hello"), "/slow": hang()}) as server:
+        fetch(server.url("/ok"))
+        assert server.count("/ok") == 1
+
+A route is a `Route` or a sequence of them: the n-th request to the path gets the n-th route and
+the last one repeats (``[throttled("1"), text("ok")]`` answers 429 once, then 200). Unknown paths
+answer 404. Requests are counted per path (query strings ignored) and recorded with their headers.
+Handlers that wait (``delay``, ``drip``, ``hang``) wait on the server's stop event, so `stop()`
+returns promptly even while a client is still connected.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the server does for one request. ``hang`` wins; then auth, conditional GET, redirect."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = "text/plain; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_length: bool = True
+    """Send Content-Length for ``body``; when False the body is delimited by closing."""
+    delay: float = 0.0
+    """Seconds to wait before the status line and headers."""
+    drip: float = 0.0
+    """Seconds to wait before each ``chunk_size`` piece of the body (a slow body)."""
+    chunk_size: int = 64 * 1024
+    hang: bool = False
+    """Never answer: wait until the server stops, then drop the connection."""
+    redirect_to: str | None = None
+    """A path or an absolute URL for the Location header; ``status`` should then be a 3xx."""
+    stream_size: int = 0
+    """Send this many filler bytes in chunks, without Content-Length, instead of ``body``."""
+    retry_after: str | None = None
+    auth: tuple[str, str] | None = None
+    """Require Basic auth with this user and password; anything else gets 401."""
+    etag: str | None = None
+    last_modified: str | None = None
+    """With ``etag``/``last_modified`` a matching conditional GET gets 304 without a body."""
+
+
+RouteSpec = Route | Sequence[Route]
+
+
+def text(body: str, status: int = 200, **changes: Any) -> Route:
+    return Route(status=status, body=body.encode("utf-8"), **changes)
+
+
+def status(code: int, body: bytes = b"", **changes: Any) -> Route:
+    return Route(status=code, body=body or f"status {code}\n".encode(), **changes)
+
+
+def redirect(to: str, code: int = 302) -> Route:
+    return Route(status=code, redirect_to=to, content_type=None)
+
+
+def hang() -> Route:
+    return Route(hang=True)
+
+
+def huge(size: int, chunk_size: int = 256 * 1024) -> Route:
+    return Route(stream_size=size, chunk_size=chunk_size)
+
+
+def throttled(retry_after: str | None = "1", code: int = 429) -> Route:
+    return Route(status=code, body=b"slow down\n", retry_after=retry_after)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: RouteServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up mid-body is part of the tests; stay quiet about it."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    timeout = 10  # a client that never sends its request does not pin a thread forever
+    protocol_version = "HTTP/1.0"  # one request per connection: no idle keep-alive threads
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        route = owner._arrived(self)
+        try:
+            owner._respond(self, route)
+        except (ConnectionError, TimeoutError):
+            pass  # the client hung up first (size caps, timeouts): expected in these tests
+
+
+class RouteServer:
+    def __init__(self, routes: Mapping[str, RouteSpec] | None = None) -> None:
+        self.routes: dict[str, RouteSpec] = dict(routes or {})
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._requests: list[Request] = []
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._started = False
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> RouteServer:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # releases hanging and dripping handlers
+        if self._started:
+            self._httpd.shutdown()
+            self._thread.join(5)
+        self._httpd.server_close()
+
+    def __enter__(self) -> RouteServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --------------------------------------------------------------- public
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def route(self, path: str, spec: RouteSpec) -> None:
+        with self._lock:
+            self.routes[path] = spec
+
+    def count(self, path: str) -> int:
+        with self._lock:
+            return self._counts[path]
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def requests(self, path: str | None = None) -> list[Request]:
+        with self._lock:
+            return [r for r in self._requests if path is None or r.path == path]
+
+    # ------------------------------------------------------------- handling
+    def _arrived(self, handler: _Handler) -> Route | None:
+        path = urlsplit(handler.path).path
+        with self._lock:
+            nth = self._counts[path]
+            self._counts[path] += 1
+            self._requests.append(Request(handler.command, path, dict(handler.headers.items())))
+            spec = self.routes.get(path)
+        if spec is None or isinstance(spec, Route):
+            return spec
+        return spec[min(nth, len(spec) - 1)]
+
+    def _respond(self, h: _Handler, route: Route | None) -> None:
+        if route is None:
+            return self._send(h, 404, b"no such route\n", {"Content-Type": "text/plain"})
+        if route.hang:
+            self.stopping.wait()
+            return None
+        if route.delay and self.stopping.wait(route.delay):
+            return None
+        headers: dict[str, str] = {}
+        if route.content_type:
+            headers["Content-Type"] = route.content_type
+        if route.retry_after is not None:
+            headers["Retry-After"] = route.retry_after
+        if route.etag:
+            headers["ETag"] = route.etag
+        if route.last_modified:
+            headers["Last-Modified"] = route.last_modified
+        headers.update(route.headers)
+        if route.auth and h.headers.get("Authorization") != _basic(*route.auth):
+            headers["WWW-Authenticate"] = 'Basic realm="test"'
+            return self._send(h, 401, b"unauthorized\n", headers)
+        if _not_modified(h, route):
+            return self._send(h, 304, b"", headers, content_length=False)
+        if route.redirect_to is not None:
+            headers["Location"] = route.redirect_to
+            return self._send(h, route.status, b"", headers)
+        if route.stream_size:
+            return self._stream(h, route, headers)
+        return self._send(h, route.status, route.body, headers, route.content_length, route)
+
+    def _send(
+        self,
+        h: _Handler,
+        code: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        content_length: bool = True,
+        route: Route | None = None,
+    ) -> None:
+        h.send_response(code)
+        for name, value in headers.items():
+            h.send_header(name, value)
+        if content_length:
+            h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        step = route.chunk_size if route and route.drip else len(body) or 1
+        for i in range(0, len(body), step):
+            if route and route.drip and self.stopping.wait(route.drip):
+                return
+            h.wfile.write(body[i : i + step])
+            h.wfile.flush()
+
+    def _stream(self, h: _Handler, route: Route, headers: Mapping[str, str]) -> None:
+        h.send_response(route.status)
+        for name, value in headers.items():
+            h.send_header(name, value)
+        h.end_headers()
+        chunk = b"x" * route.chunk_size
+        left = route.stream_size
+        while left > 0 and not self.stopping.is_set():
+            if route.drip and self.stopping.wait(route.drip):
+                return
+            h.wfile.write(chunk[:left])
+            left -= len(chunk)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _not_modified(h: _Handler, route: Route) -> bool:
+    if route.etag and h.headers.get("If-None-Match"):
+        tags = [t.strip() for t in h.headers["If-None-Match"].split(",")]
+        return route.etag in tags or "*" in tags
+    if route.last_modified and h.headers.get("If-Modified-Since"):
+        return h.headers["If-Modified-Since"] == route.last_modified
+    return False
