@@ -63,7 +63,9 @@ def test_company_register_credentials_are_references(database_url: str) -> None:
     clock = Clock()
     with runtime(database_url) as rt:
         ref = CredentialRef(kind="env", name="ACME_CSV_PASSWORD")
-        c = Company.register("Acme", "https://csv.example/x.csv", clock(), username="u", password_ref=ref)
+        c = Company.register(
+            "Acme", "https://csv.example/x.csv", clock(), username="u", password_ref=ref
+        )
         rt.app.register_company(c)
         with pytest.raises(CompanyError, match="already exists"):
             rt.app.register_company(Company.register("ACME", "x.csv", clock()))

@@ -46,7 +46,7 @@ def _populate(url: str, n: int) -> tuple[object, list[Session]]:
 def _catch_up_process(url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LIVEDASH_DATABASE_URL": url, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [*LIVEDASH, "projections", "catch-up", "session_status", "--page-size", "40"],
+        [*LIVEDASH, "projections", "catch-up", "session_status", "--page-size", "15"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -80,8 +80,8 @@ def test_sigkill_during_catch_up_loses_and_duplicates_nothing(backend: str, tmp_
     rng = random.Random(7)
 
     def check(url: str) -> None:
-        company, batch = _populate(url, 1500)
-        positions = _kill_and_restart(url, 3, rng)
+        company, batch = _populate(url, 2000)
+        positions = _kill_and_restart(url, 4, rng)
         assert any(0 < pos < head for pos, head in positions), (
             f"no kill landed in the middle of a catch-up: {positions}"
         )
