@@ -16,7 +16,12 @@ from sqlalchemy import delete
 
 from domain.session import Session
 from domain.stages import Stage
-from projections.schema import pipeline_overview, projection_tracking, session_stage_status, sessions
+from projections.schema import (
+    pipeline_overview,
+    projection_tracking,
+    session_stage_status,
+    sessions,
+)
 from tests.conftest import LIVEDASH, REPO, fresh_pg_database
 from tests.factories import Clock, row
 from tests.harness import folded_overview, folded_rows, overview_counts, projected_rows, runtime
@@ -26,7 +31,9 @@ def _populate(url: str, n: int) -> tuple[object, list[Session]]:
     company = uuid4()
     clock = Clock()
     with runtime(url) as rt:
-        batch = [Session.import_row(company, row(external_id=f"c{i}"), "t.csv", clock()) for i in range(n)]
+        batch = [
+            Session.import_row(company, row(external_id=f"c{i}"), "t.csv", clock()) for i in range(n)
+        ]
         for i, s in enumerate(batch):
             clock.advance(0.001)
             s.start_stage(Stage.TRANSCRIPT_FETCH, "w", clock.now.replace(year=2030), clock())
