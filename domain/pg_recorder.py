@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import sql
-
-from eventsourcing.persistence import InterfaceError, OperationalError  # isort: skip
 
 
 class CopyPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -27,7 +25,8 @@ class CopyPostgresApplicationRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return None
         copy_sql = sql.SQL(
-            "COPY {}.{} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+            "COPY {}.{} (originator_id, originator_version, topic, state) "
+            "FROM STDIN (FORMAT BINARY)"
         ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._lock_table(curs)

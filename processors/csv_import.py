@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import IntegrityError
 from sqlalchemy import select
 
 from domain.application import LiveDashApp

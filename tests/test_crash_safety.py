@@ -32,7 +32,8 @@ def _populate(url: str, n: int) -> tuple[object, list[Session]]:
     clock = Clock()
     with runtime(url) as rt:
         batch = [
-            Session.import_row(company, row(external_id=f"c{i}"), "t.csv", clock()) for i in range(n)
+            Session.import_row(company, row(external_id=f"c{i}"), "t.csv", clock())
+            for i in range(n)
         ]
         for i, s in enumerate(batch):
             clock.advance(0.001)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ class Run:
     log: list[dict[str, object]]
     sessions: dict[str, Session]
     remote: dict[str, Session]
-    events: dict[str, list[object]]
+    events: dict[str, list[Any]]
     server: RouteServer
 
 
