@@ -89,8 +89,8 @@ def _import_batch(
             else:
                 counts.unchanged += 1
     result = app.save_batch(to_save)
-    for session in result.saved:
-        if session.version == 1:
+    for saved in result.saved:
+        if saved.version == 1:
             counts.new += 1
         else:
             counts.changed += 1

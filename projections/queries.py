@@ -259,7 +259,7 @@ def failed(
     limit: int = 100,
 ) -> list[FailureInfo]:
     """Most recent failures first; per stage, so each query is an index range (stage, status)."""
-    rows = []
+    rows: list[Any] = []
     for st in [stage] if stage is not None else list(STAGE_ORDER[1:]):
         query = (
             select(sss)
