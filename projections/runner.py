@@ -4,12 +4,13 @@ with the new position, so every event's effect lands exactly once, whatever cras
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from projections.schema import projection_tracking
@@ -41,6 +42,12 @@ class Lag:
 
 
 PageListener = Callable[[str, Sequence[Event]], None]
+
+
+@dataclass(frozen=True)
+class Page:
+    notifications: Sequence[Notification]
+    events: list[Event]
 
 
 class ProjectionRunner:
@@ -77,40 +84,61 @@ class ProjectionRunner:
 
     # --------------------------------------------------------------- applying
     def catch_up(self, names: Sequence[str] | None = None, max_pages: int | None = None) -> int:
-        """Applies pages until every named projection has read the whole log; returns events."""
+        """Applies pages until every named projection has read the whole log; returns events.
+
+        The next page is read (and decoded) on a helper thread while the current one is
+        applied, so the database's answer time overlaps Python's work.
+        """
         total = 0
         for name in names or list(self.projections):
-            pages = 0
-            while max_pages is None or pages < max_pages:
-                applied = self.apply_next_page(name)
-                if applied < 0:
-                    break
-                total += applied
-                pages += 1
+            with ThreadPoolExecutor(1, thread_name_prefix="ld-read") as reader:
+                start = self.position(name)
+                ahead: Future[Page] = reader.submit(self._read, name, start)
+                pages = 0
+                while max_pages is None or pages < max_pages:
+                    page = ahead.result()
+                    if not page.notifications:
+                        break
+                    end = page.notifications[-1].id
+                    ahead = reader.submit(self._read, name, end)
+                    if self._apply(name, start, page):
+                        total += len(page.events)
+                        start = end
+                    else:  # another runner moved this projection: read from where it is now
+                        ahead.cancel()
+                        start = self.position(name)
+                        ahead = reader.submit(self._read, name, start)
+                    pages += 1
+                ahead.cancel()
         return total
 
     def apply_next_page(self, name: str) -> int:
         """Applies one page; returns the number of events, or -1 when there was nothing to read."""
-        projection = self.projections[name]
         start = self.position(name)
+        page = self._read(name, start)
+        if not page.notifications:
+            return -1
+        return len(page.events) if self._apply(name, start, page) else 0
+
+    def _read(self, name: str, start: int) -> Page:
         notifications = self.recorder.select_notifications(
             start=start,
             limit=self.page_size,
-            topics=projection.topics,
+            topics=self.projections[name].topics,
             inclusive_of_start=False,
         )
-        if not notifications:
-            return -1
-        events = [self.mapper.to_domain_event(n) for n in notifications]
-        new_position = notifications[-1].id
+        return Page(notifications, [self.mapper.to_domain_event(n) for n in notifications])
+
+    def _apply(self, name: str, start: int, page: Page) -> bool:
+        """One transaction: the page's effects and the new position, or nothing at all."""
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
             if self._position(conn, name, lock=True) != start:
-                return 0  # another runner applied this page first; read again
-            projection.apply(conn, events)
-            self._set_position(conn, name, start, new_position, len(events))
+                return False
+            self.projections[name].apply(conn, page.events)
+            self._set_position(conn, name, start, page.notifications[-1].id, len(page.events))
         for listener in self.listeners:
-            listener(name, events)
-        return len(events)
+            listener(name, page.events)
+        return True
 
     @staticmethod
     def _set_position(conn: Connection, name: str, old: int, new: int, count: int) -> None:
