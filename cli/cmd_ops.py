@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -11,11 +14,12 @@ from cli.cmd_reports import resolve_session
 from cli.context import catch_up, handle_errors, optional_company, state
 from cli.errors import CliError
 from cli.output import console, fmt_age, fmt_time, print_json
-from cli.runtime import Runtime
+from cli.runtime import Runtime, events_table
 from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import STAGE_ORDER, Stage, Status
 from processors.clock import utc_now
+from processors.notify import PgListener
 from projections.queries import failed_session_ids
 
 projections_app = typer.Typer(help="Inspect and rebuild the projections.", no_args_is_help=True)
@@ -156,6 +160,35 @@ def _projection_names(rt: Runtime, name: str | None) -> list[str]:
             hint=f"one of: {', '.join(rt.runner.projections)}",
         )
     return names
+
+
+@projections_app.command("follow")
+@handle_errors
+def projections_follow(
+    ctx: typer.Context,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="Seconds between polls (always polled)")
+    ] = 2.0,
+) -> None:
+    """Keep the projections caught up with the live log until SIGINT/SIGTERM."""
+    stop, wake = threading.Event(), threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        wake.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    with state(ctx).runtime() as rt:
+        listener = None
+        if rt.config.kind == "postgres":
+            listener = PgListener(rt.config, events_table(rt.config), wake.set).start()
+        console.print(f"following the event log of {rt.config.describe()} (Ctrl-C stops)")
+        try:
+            rt.runner.follow(stop, wake, poll_interval)
+        finally:
+            if listener:
+                listener.stop()
 
 
 @projections_app.command("rebuild")

@@ -3,6 +3,7 @@ with the new position, so every event's effect lands exactly once, whatever cras
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -111,6 +112,15 @@ class ProjectionRunner:
                     pages += 1
                 ahead.cancel()
         return total
+
+    def follow(self, stop: threading.Event, wake: threading.Event, poll_interval: float) -> None:
+        """Keeps every projection caught up until ``stop``: woken early by ``wake`` (NOTIFY on
+        PostgreSQL), and polling every ``poll_interval`` seconds regardless, so a lost
+        notification delays nothing by more than one interval."""
+        while not stop.is_set():
+            wake.clear()
+            self.catch_up()
+            wake.wait(poll_interval)
 
     def apply_next_page(self, name: str) -> int:
         """Applies one page; returns the number of events, or -1 when there was nothing to read."""

@@ -113,28 +113,24 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         }
     ).start()
     try:
-        local_csv = write_csv(
-            tmp / "sessions.csv",
-            {
-                "ok": server.url("/ok.txt"),
-                "relative": "chats/rel.txt",
-                "always-500": server.url("/always-500.txt"),
-                "throttled": server.url("/throttled.txt"),
-                "hang": server.url("/hang.txt"),
-                "huge": server.url("/huge.txt"),
-                "loop": server.url("/loop-a"),
-                "missing": server.url("/missing.txt"),
-                "no-url": "",
-            },
-        )
-        remote_csv = write_csv(
-            tmp / "remote.csv",
-            {
-                "remote-ok": server.url("/remote-ok.txt"),
-                "remote-meta": "http://169.254.169.254/latest/meta-data/",
-                "remote-loopback": f"http://127.0.0.2:{server.port}/remote-ok.txt",
-            },
-        )
+        local_rows = {
+            "ok": server.url("/ok.txt"),
+            "relative": "chats/rel.txt",
+            "always-500": server.url("/always-500.txt"),
+            "throttled": server.url("/throttled.txt"),
+            "hang": server.url("/hang.txt"),
+            "huge": server.url("/huge.txt"),
+            "loop": server.url("/loop-a"),
+            "missing": server.url("/missing.txt"),
+            "no-url": "",
+        }
+        remote_rows = {
+            "remote-ok": server.url("/remote-ok.txt"),
+            "remote-meta": "http://169.254.169.254/latest/meta-data/",
+            "remote-loopback": f"http://127.0.0.2:{server.port}/remote-ok.txt",
+        }
+        local_csv = write_csv(tmp / "sessions.csv", local_rows)
+        remote_csv = write_csv(tmp / "remote.csv", remote_rows)
         with runtime(url) as rt:
             local = rt.app.register_company(Company.register("Local Co", str(local_csv), utc_now()))
             remote = rt.app.register_company(
@@ -151,9 +147,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             def load(company: Company, ids: list[str]) -> dict[str, Session]:
                 return {e: rt.app.get_session(session_id_for(company.id, e)) for e in ids}
 
-            sessions = load(local, ["ok", "relative", "always-500", "throttled", "hang", "huge"])
-            sessions |= load(local, ["loop", "missing", "no-url"])
-            remote_sessions = load(remote, ["remote-ok", "remote-meta", "remote-loopback"])
+            sessions = load(local, list(local_rows))
+            remote_sessions = load(remote, list(remote_rows))
             events = {
                 ext: rt.app.session_events(s.id) for ext, s in (sessions | remote_sessions).items()
             }
