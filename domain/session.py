@@ -6,6 +6,9 @@ Every change is an explicit event with a stable topic. Commands take ``now`` fro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -43,7 +46,11 @@ class Session(Aggregate):
     TOPIC = "livedash:Session"
 
     class Event(Aggregate.Event):
+        """Base of the session's events: ``origin`` marks events written by a migration
+        (``{"migrated_from": "livedash-node", "legacy_session_id": ...}``); None otherwise."""
+
         TOPIC = "livedash:Session.Event"
+        origin: dict[str, Any] | None = field(default=None, kw_only=True)
 
     class Created(Aggregate.Created):
         TOPIC = "livedash:Session.Created"
@@ -52,12 +59,13 @@ class Session(Aggregate):
         """CSV_IMPORT completed: a row became a session; the other stages are PENDING."""
 
         TOPIC = "livedash:Session.Imported"
+        origin: dict[str, Any] | None = field(default=None, kw_only=True)
         company_id: UUID
         external_id: str
         row: SourceRow
         source: str
 
-    class SourceRowChanged(Aggregate.Event):
+    class SourceRowChanged(Event):
         TOPIC = "livedash:Session.SourceRowChanged"
         row: SourceRow
         source: str
@@ -73,7 +81,7 @@ class Session(Aggregate):
             aggregate.questions = []
             on_row_changed(aggregate.stages, self.timestamp)
 
-    class StageStarted(Aggregate.Event):
+    class StageStarted(Event):
         TOPIC = "livedash:Session.StageStarted"
         stage: Stage
         attempt: int
@@ -90,7 +98,7 @@ class Session(Aggregate):
                 self.timestamp,
             )
 
-    class StageCompleted(Aggregate.Event):
+    class StageCompleted(Event):
         TOPIC = "livedash:Session.StageCompleted"
         stage: Stage
         attempt: int
@@ -99,7 +107,7 @@ class Session(Aggregate):
         def apply(self, aggregate: Session) -> None:
             on_completed(aggregate.stages, self.stage, self.metadata, self.timestamp)
 
-    class StageFailed(Aggregate.Event):
+    class StageFailed(Event):
         TOPIC = "livedash:Session.StageFailed"
         stage: Stage
         attempt: int
@@ -119,7 +127,7 @@ class Session(Aggregate):
                 self.timestamp,
             )
 
-    class StageSkipped(Aggregate.Event):
+    class StageSkipped(Event):
         TOPIC = "livedash:Session.StageSkipped"
         stage: Stage
         reason: str
@@ -127,7 +135,7 @@ class Session(Aggregate):
         def apply(self, aggregate: Session) -> None:
             on_skipped(aggregate.stages, self.stage, self.reason, self.timestamp)
 
-    class StageReset(Aggregate.Event):
+    class StageReset(Event):
         TOPIC = "livedash:Session.StageReset"
         stage: Stage
         reason: str
@@ -137,7 +145,7 @@ class Session(Aggregate):
         def apply(self, aggregate: Session) -> None:
             on_reset(aggregate.stages, self.stage, self.reason, self.timestamp)
 
-    class AIUsageRecorded(Aggregate.Event):
+    class AIUsageRecorded(Event):
         TOPIC = "livedash:Session.AIUsageRecorded"
         stage: Stage
         attempt: int
@@ -146,7 +154,7 @@ class Session(Aggregate):
         def apply(self, aggregate: Session) -> None:
             aggregate.ai_usage.append((self.stage, self.attempt, self.usage))
 
-    class TranscriptFetched(Aggregate.Event):
+    class TranscriptFetched(Event):
         TOPIC = "livedash:Session.TranscriptFetched"
         attempt: int
         transcript: FetchedTranscript
@@ -154,7 +162,7 @@ class Session(Aggregate):
         def apply(self, aggregate: Session) -> None:
             aggregate.transcript = self.transcript
 
-    class SessionParsed(Aggregate.Event):
+    class SessionParsed(Event):
         TOPIC = "livedash:Session.SessionParsed"
         attempt: int
         messages: list[Message]
@@ -164,7 +172,7 @@ class Session(Aggregate):
             aggregate.messages = list(self.messages)
             aggregate.fields = self.fields
 
-    class AnalysisRecorded(Aggregate.Event):
+    class AnalysisRecorded(Event):
         TOPIC = "livedash:Session.AnalysisRecorded"
         attempt: int
         analysis: SessionAnalysis
@@ -177,7 +185,7 @@ class Session(Aggregate):
             aggregate.analysis_provider = self.provider
             aggregate.analysis_model = self.model
 
-    class QuestionsExtracted(Aggregate.Event):
+    class QuestionsExtracted(Event):
         TOPIC = "livedash:Session.QuestionsExtracted"
         attempt: int
         questions: list[str]
@@ -203,7 +211,14 @@ class Session(Aggregate):
 
     # ----------------------------------------------------------------- creation
     @classmethod
-    def import_row(cls, company_id: UUID, row: SourceRow, source: str, now: datetime) -> Session:
+    def import_row(
+        cls,
+        company_id: UUID,
+        row: SourceRow,
+        source: str,
+        now: datetime,
+        origin: dict[str, Any] | None = None,
+    ) -> Session:
         return cls._create(
             cls.Imported,
             id=session_id_for(company_id, row.external_id),
@@ -212,7 +227,23 @@ class Session(Aggregate):
             row=row,
             source=source,
             timestamp=now,
+            origin=origin,
         )
+
+    @contextmanager
+    def recording_origin(self, origin: dict[str, Any]) -> Iterator[None]:
+        """Every event triggered inside carries ``origin`` (used by the legacy migration)."""
+        self.__dict__["_origin"] = origin
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_origin", None)
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        origin = self.__dict__.get("_origin")
+        if origin is not None:
+            kwargs.setdefault("origin", origin)
+        super().trigger_event(event_class, **kwargs)
 
     def change_row(self, row: SourceRow, source: str, now: datetime) -> bool:
         """Records a changed CSV row; an identical row changes nothing and returns False."""

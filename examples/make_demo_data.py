@@ -165,7 +165,7 @@ NL = Lang(
             (
                 "Wanneer komt het rooster voor {week} online?",
                 "Het rooster wordt uiterlijk twee weken van tevoren gepubliceerd. Het rooster "
-                "voor {week} staat dus vóór {day} in de app.",
+                "voor {week} staat dus vóór {publish_day} in de app.",
             ),
             (
                 "Kan ik mijn dienst van {day} ruilen met {colleague}?",
@@ -369,8 +369,7 @@ NL = Lang(
         "contacts": (
             (
                 "Wat is het telefoonnummer van HR?",
-                "HR is bereikbaar op {hr_phone} (maandag t/m vrijdag 9:00–17:00) en via "
-                "{hr_mail}.",
+                "HR is bereikbaar op {hr_phone} (maandag t/m vrijdag 9:00–17:00) en via {hr_mail}.",
             ),
             (
                 "Wie is de filiaalmanager van {store}?",
@@ -508,10 +507,22 @@ NL = Lang(
     ),
     preamble="Gesprek gestart via de personeelsapp (Demo Retail Team)",
     weekdays=("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
-    months=(
-        "januari", "februari", "maart", "april", "mei", "juni",
-        "juli", "augustus", "september", "oktober", "november", "december",
-    ),  # fmt: skip
+    months=tuple(
+        [
+            "januari",
+            "februari",
+            "maart",
+            "april",
+            "mei",
+            "juni",
+            "juli",
+            "augustus",
+            "september",
+            "oktober",
+            "november",
+            "december",
+        ]
+    ),
     date_pattern="{weekday} {day} {month}",
     week_pattern="week {week}",
     inline_sep=", ",
@@ -563,7 +574,7 @@ EN = Lang(
             (
                 "When will the schedule for {week} be published?",
                 "Schedules go online at least two weeks in advance, so the schedule for {week} "
-                "will be in the app by {day}.",
+                "will be in the app by {publish_day}.",
             ),
             (
                 "Can I swap my shift on {day} with {colleague}?",
@@ -572,8 +583,7 @@ EN = Lang(
             ),
             (
                 "Do I get a break during a six-hour shift?",
-                "Yes. Shifts longer than 5.5 hours include a 30-minute break. The break is "
-                "unpaid.",
+                "Yes. Shifts longer than 5.5 hours include a 30-minute break. The break is unpaid.",
             ),
             (
                 "How do I change my availability?",
@@ -809,7 +819,12 @@ EN = Lang(
         "Hi! I'm {bot}, the digital HR assistant of Demo Retail. How can I help you today?",
         "Hello! What can I do for you?",
     ),
-    thanks=("Thanks a lot, great!", "Perfect, thank you!", "Awesome, that helps 😊", "Great, thanks!"),
+    thanks=(
+        "Thanks a lot, great!",
+        "Perfect, thank you!",
+        "Awesome, that helps 😊",
+        "Great, thanks!",
+    ),
     thanks_reply=("You're welcome! Have a good shift.", "Happy to help!"),
     ok=("Ok", "Okay, thanks.", "Alright, I'll check the app."),
     ok_reply=("Sure! Just ask if anything else comes up.",),
@@ -844,10 +859,22 @@ EN = Lang(
     ),
     preamble="Chat started from the Demo Retail Team app",
     weekdays=("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    months=(
-        "January", "February", "March", "April", "May", "June",
-        "July", "August", "September", "October", "November", "December",
-    ),  # fmt: skip
+    months=tuple(
+        [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ]
+    ),
     date_pattern="{weekday} {day} {month}",
     week_pattern="week {week}",
     inline_sep=", ",
@@ -895,7 +922,7 @@ DE = Lang(
             (
                 "Wann kommt der Dienstplan für die {week}?",
                 "Der Dienstplan wird spätestens zwei Wochen im Voraus veröffentlicht. Den Plan "
-                "für die {week} findest du also bis {day} in der App.",
+                "für die {week} findest du also bis {publish_day} in der App.",
             ),
             (
                 "Kann ich meine Schicht am {day} mit {colleague} tauschen?",
@@ -1111,8 +1138,7 @@ DE = Lang(
     },
     greet=("Hallo", "Guten Morgen", "Hi", "Moin", "Guten Abend", "Hallo {bot}"),
     greet_reply=(
-        "Hallo! Ich bin {bot}, der digitale HR-Assistent von Demo Retail. Wie kann ich dir "
-        "helfen?",
+        "Hallo! Ich bin {bot}, der digitale HR-Assistent von Demo Retail. Wie kann ich dir helfen?",
         "Hi! Was kann ich für dich tun?",
     ),
     thanks=(
@@ -1154,13 +1180,25 @@ DE = Lang(
         "Du wirst heute oder morgen kontaktiert.",
     ),
     preamble="Chat gestartet über die Mitarbeiter-App",
-    weekdays=(
-        "Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag",
-    ),  # fmt: skip
-    months=(
-        "Januar", "Februar", "März", "April", "Mai", "Juni",
-        "Juli", "August", "September", "Oktober", "November", "Dezember",
-    ),  # fmt: skip
+    weekdays=tuple(
+        ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"]
+    ),
+    months=tuple(
+        [
+            "Januar",
+            "Februar",
+            "März",
+            "April",
+            "Mai",
+            "Juni",
+            "Juli",
+            "August",
+            "September",
+            "Oktober",
+            "November",
+            "Dezember",
+        ]
+    ),
     date_pattern="{weekday}, {day}. {month}",
     week_pattern="KW {week}",
     inline_sep="! ",
@@ -1212,7 +1250,7 @@ TR = Lang(
             ),
             (
                 "{week} için vardiya planı ne zaman çıkıyor?",
-                "Vardiya planı en geç iki hafta önceden yayınlanır. {week} için plan {day} "
+                "Vardiya planı en geç iki hafta önceden yayınlanır. {week} için plan {publish_day} "
                 "tarihine kadar uygulamada olur.",
             ),
             (
@@ -1245,7 +1283,7 @@ TR = Lang(
                 "uygulamada 'İzin' > 'Bakiye' altında görebilirsiniz.",
             ),
             (
-                "Kuzenimin düğünü için {day} izin alabilir miyim?",
+                "Kuzenimin düğünü için {day} günü izin alabilir miyim?",
                 "Birinci veya ikinci derece akrabaların düğünü için bir gün özel izin hakkınız "
                 "var. Kuzen düğünü için normal yıllık izin kullanmanız gerekir; talebi "
                 "uygulamadan gönderebilirsiniz.",
@@ -1479,10 +1517,22 @@ TR = Lang(
     ),
     preamble="Sohbet personel uygulamasından başlatıldı",
     weekdays=("Pazartesi", "Salı", "Çarşamba", "Perşembe", "Cuma", "Cumartesi", "Pazar"),
-    months=(
-        "Ocak", "Şubat", "Mart", "Nisan", "Mayıs", "Haziran",
-        "Temmuz", "Ağustos", "Eylül", "Ekim", "Kasım", "Aralık",
-    ),  # fmt: skip
+    months=tuple(
+        [
+            "Ocak",
+            "Şubat",
+            "Mart",
+            "Nisan",
+            "Mayıs",
+            "Haziran",
+            "Temmuz",
+            "Ağustos",
+            "Eylül",
+            "Ekim",
+            "Kasım",
+            "Aralık",
+        ]
+    ),
     date_pattern="{day} {month} {weekday}",
     week_pattern="{week}. hafta",
     inline_sep=", ",
@@ -1588,6 +1638,8 @@ def make_slots(rng: Random, lang: Lang, store: Store, today: date) -> dict[str, 
     after_payday = today > date(2026, 10, 23)
     payday = date(2026, 11, 25) if after_payday else date(2026, 10, 23)
     payslip_month = 10 if after_payday else 9
+    next_week = today + timedelta(days=7)
+    publish = next_week - timedelta(days=next_week.weekday())  # Monday, two weeks ahead of {week}
     return {
         "bot": BOT,
         "store": store.number,
@@ -1596,7 +1648,8 @@ def make_slots(rng: Random, lang: Lang, store: Store, today: date) -> dict[str, 
         "manager_first": store.manager.split()[0],
         "colleague": rng.choice(COLLEAGUES),
         "day": local_date(lang, today + timedelta(days=offsets[0])),
-        "week": lang.week_pattern.format(week=(today + timedelta(days=14)).isocalendar()[1]),
+        "week": lang.week_pattern.format(week=(today + timedelta(days=21)).isocalendar()[1]),
+        "publish_day": local_date(lang, publish),
         "time": f"{start_minutes // 60:02d}:{start_minutes % 60:02d}",
         "time2": f"{end_minutes // 60:02d}:{end_minutes % 60:02d}",
         "hours": str(hours),
@@ -1619,11 +1672,9 @@ def lower_first(lang: Lang, text: str) -> str:
     if lang.code == "en" and first_word.rstrip(",").split("'")[0] == "I":
         return text
     head = text[0]
-    if lang.code == "tr":
-        head = {"İ": "i", "I": "ı"}.get(head, head.lower())
-    else:
-        head = head.lower()
-    return head + text[1:]
+    if lang.code == "tr":  # dotted and dotless i
+        return {"İ": "i", "I": "ı"}.get(head, head.lower()) + text[1:]
+    return head.lower() + text[1:]
 
 
 Turn = tuple[str, str | None]
@@ -1649,10 +1700,12 @@ def plan_turns(rng: Random, lang: Lang, topic: str, mood: str, outcome: str) -> 
     if mood == "positive":
         tail.append((rng.choice(lang.thanks), rng.choice(lang.thanks_reply)))
     elif mood == "neutral" and rng.random() < 0.6:
-        tail.append((rng.choice(lang.ok), rng.choice(lang.ok_reply) if rng.random() < 0.5 else None))
+        tail.append(
+            (rng.choice(lang.ok), rng.choice(lang.ok_reply) if rng.random() < 0.5 else None)
+        )
     elif mood == "negative" and outcome == "normal" and rng.random() < 0.6:
-        reply = rng.choice(lang.give_up_reply) if rng.random() < 0.6 else None
-        tail.append((rng.choice(lang.give_up), reply))
+        answer = rng.choice(lang.give_up_reply) if rng.random() < 0.6 else None
+        tail.append((rng.choice(lang.give_up), answer))
     elif mood == "negative" and rng.random() < 0.4:
         tail.append((rng.choice(lang.ok), None))
 
@@ -1740,12 +1793,14 @@ def transcript_text(conv: Conversation, rng: Random) -> str:
     middle = range(1, len(conv.messages) - 1)
     unstamped: set[int] = set()
     if "no_timestamp" in conv.variants:
-        unstamped = set(rng.sample(middle, min(2, len(middle)) if len(middle) > 2 else 1))
+        unstamped = set(rng.sample(middle, 2 if len(middle) >= 4 else 1))
     lines: list[str] = []
     if "preamble" in conv.variants:
         lines.append(conv.lang.preamble)
     for i, msg in enumerate(conv.messages):
-        label = "Bot" if msg.speaker == "Assistant" and "bot_label" in conv.variants else msg.speaker
+        label = (
+            "Bot" if msg.speaker == "Assistant" and "bot_label" in conv.variants else msg.speaker
+        )
         stamp = "" if i in unstamped else f"[{msg.at.strftime(TIME_FORMAT)}] "
         if blank_between and i > 0:
             lines.append("")
@@ -1838,7 +1893,9 @@ def pick_plan(rng: Random, convs: Sequence[Conversation]) -> Plan:
         return chosen
 
     everything = range(n)
-    duplicate_of = pick(1, range(5, n // 2))[0]
+    # The duplicated row is Dutch: generate() left one Dutch line of the quota for it.
+    dutch_early = [i for i in range(5, n // 2) if convs[i].lang.code == "nl"]
+    duplicate_of = pick(1, dutch_early)[0]
     bad_kinds = ("impossible_date", "fifteen_columns", "blank_id", "bad_tokens", "iso_date")
     bad_rows = pick(len(bad_kinds), range(8, n - 8))
     rng.shuffle(bad_rows)
@@ -1874,10 +1931,7 @@ def generate(seed: int, out: Path) -> dict[str, int]:
         conv.country = country_value(conv, rng)
         conv.ip = ip_value(conv, rng)
 
-    dutch = [i for i, c in enumerate(convs) if c.lang.code == "nl" and i < n_conversations // 2]
     plan = pick_plan(rng, convs)
-    if convs[plan.duplicate_of].lang.code != "nl":  # keep the language quota exact
-        plan.duplicate_of = rng.choice([i for i in dutch if i not in plan.bad.values()])
     for variant, indices in plan.variants.items():
         for i in indices:
             convs[i].variants.add(variant)

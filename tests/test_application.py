@@ -104,3 +104,16 @@ def test_event_timestamps_are_the_commands_now(database_url: str) -> None:
         rt.app.save(s)
         events = rt.app.session_events(s.id)
         assert [e.timestamp for e in events] == [clock.now - timedelta(seconds=90), clock.now]
+
+
+def test_migrated_events_carry_their_origin(database_url: str) -> None:
+    clock = Clock()
+    origin = {"migrated_from": "livedash-node", "legacy_session_id": "abc"}
+    with runtime(database_url) as rt:
+        s = Session.import_row(uuid4(), row(), "legacy", clock(), origin=origin)
+        with s.recording_origin(origin):
+            s.skip_stage(Stage.TRANSCRIPT_FETCH, "no url", clock())
+        s.start_stage(Stage.SESSION_CREATION, "w", clock.now + timedelta(seconds=9), clock())
+        rt.app.save(s)
+        events = rt.app.session_events(s.id)
+        assert [e.origin for e in events] == [origin, origin, None]

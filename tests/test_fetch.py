@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from domain.company import Company, CredentialRef
@@ -495,3 +497,44 @@ def test_local_file_failures_are_classified(csv_dir: Path) -> None:
         "empty.txt": ("empty", False),
         "big.txt": ("too_large", False),
     }
+
+
+# ----------------------------------------------------------- the test server itself
+
+
+def test_server_conditional_get_answers_304() -> None:
+    stamp = "Thu, 01 Oct 2026 10:00:00 GMT"
+    routes = {"/e.csv": text("a,b", etag='"v1"'), "/m.csv": text("a,b", last_modified=stamp)}
+    with RouteServer(routes) as s, httpx.Client(timeout=2) as c:
+        first = c.get(s.url("/e.csv"))
+        assert (first.status_code, first.headers["etag"], first.text) == (200, '"v1"', "a,b")
+        again = c.get(s.url("/e.csv"), headers={"If-None-Match": '"v1"'})
+        assert (again.status_code, again.content) == (304, b"")
+        assert c.get(s.url("/e.csv"), headers={"If-None-Match": '"v0"'}).status_code == 200
+        assert c.get(s.url("/m.csv"), headers={"If-Modified-Since": stamp}).status_code == 304
+        assert [s.count("/e.csv"), s.count("/m.csv"), s.count("/nope")] == [3, 1, 0]
+        assert c.get(s.url("/nope")).status_code == 404
+        assert s.count("/nope") == 1
+
+
+def test_server_stops_promptly_with_a_client_still_hanging() -> None:
+    s = RouteServer({"/hang": hang()}).start()
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            httpx.get(s.url("/hang"), timeout=30)
+        except httpx.HTTPError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 5
+    while s.count("/hang") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.count("/hang") == 1
+    started = time.monotonic()
+    s.stop()
+    t.join(5)
+    assert not t.is_alive() and time.monotonic() - started < 5
+    assert len(errors) == 1  # the hanging request was dropped, not answered
