@@ -73,8 +73,17 @@ def stage_configs(
     return configs
 
 
-def build_processors(st: State) -> dict[Stage, StageProcessor]:
-    fetch = FetchSettings(allow=AllowList.parse(st.settings.fetch_allow_hosts))
+def build_processors(
+    st: State, configs: dict[Stage, StageConfig] | None = None
+) -> dict[Stage, StageProcessor]:
+    # The HTTP client gives up a little before the daemon would, so the thread is free again.
+    stage_timeout = (configs or {}).get(Stage.TRANSCRIPT_FETCH, StageConfig()).timeout
+    http_timeout = max(1.0, stage_timeout * 0.9)
+    fetch = FetchSettings(
+        timeout=http_timeout,
+        connect_timeout=min(10.0, http_timeout),
+        allow=AllowList.parse(st.settings.fetch_allow_hosts),
+    )
     return {
         Stage.TRANSCRIPT_FETCH: TranscriptFetchProcessor(fetch, st.env),
         Stage.SESSION_CREATION: SessionCreationProcessor(),
@@ -90,7 +99,7 @@ def run_daemon(
     csv_interval: float | None,
     reporter: Reporter,
 ) -> DaemonSummary:
-    processors = build_processors(st)
+    processors = build_processors(st, config.stage_configs)
     source = CsvSource(st.env)
     scheduled = []
     if csv_interval and csv_interval > 0:

@@ -78,6 +78,7 @@ class Session(Aggregate):
             aggregate.messages = []
             aggregate.fields = None
             aggregate.analysis = None
+            aggregate.analysis_from_attempt = None
             aggregate.questions = []
             on_row_changed(aggregate.stages, self.timestamp)
 
@@ -184,6 +185,7 @@ class Session(Aggregate):
             aggregate.analysis = self.analysis
             aggregate.analysis_provider = self.provider
             aggregate.analysis_model = self.model
+            aggregate.analysis_from_attempt = self.attempt
 
     class QuestionsExtracted(Event):
         TOPIC = "livedash:Session.QuestionsExtracted"
@@ -206,6 +208,7 @@ class Session(Aggregate):
         self.analysis: SessionAnalysis | None = None
         self.analysis_provider: str | None = None
         self.analysis_model: str | None = None
+        self.analysis_from_attempt: int | None = None
         self.questions: list[str] = []
         self.ai_usage: list[tuple[Stage, int, AIUsage]] = []
 
@@ -481,8 +484,10 @@ class Session(Aggregate):
         self.complete_stage(Stage.QUESTION_EXTRACTION, attempt, now, metadata)
 
     def record_ai_usage(self, stage: Stage, attempt: int, usage: AIUsage) -> None:
-        """Recorded as soon as a response arrives, before its output is validated."""
-        self._require_current(stage, attempt)
+        """Recorded as soon as a response arrives, before its output is validated; also for an
+        attempt that lost its lease meanwhile, because the call was paid for all the same."""
+        if not 1 <= attempt <= self.stages[stage].attempt:
+            raise StaleAttempt(f"{stage.value} never had an attempt {attempt}")
         self.trigger_event(
             self.AIUsageRecorded,
             stage=stage,

@@ -303,7 +303,7 @@ NL = Lang(
             (
                 "Wie is mijn aanspreekpunt in de eerste week?",
                 "Je buddy in de eerste week is {colleague}. Voor al het andere kun je bij "
-                "{manager} terecht, de filiaalmanager van {store}.",
+                "{manager} terecht, de manager van filiaal {store}.",
             ),
             (
                 "Moet ik nog een e-learning doen voordat ik begin?",
@@ -372,8 +372,8 @@ NL = Lang(
                 "HR is bereikbaar op {hr_phone} (maandag t/m vrijdag 9:00–17:00) en via {hr_mail}.",
             ),
             (
-                "Wie is de filiaalmanager van {store}?",
-                "De filiaalmanager van {store} ({city}) is {manager}.",
+                "Wie is de filiaalmanager van filiaal {store}?",
+                "De manager van filiaal {store} ({city}) is {manager}.",
             ),
             (
                 "Hoe bereik ik de vertrouwenspersoon?",
@@ -500,28 +500,26 @@ NL = Lang(
         "Je kunt ze ook zelf bereiken op {hr_phone} of via {hr_mail}.",
     ),
     escalate=(
-        "Ik heb je vraag doorgestuurd naar {manager}, de filiaalmanager van {store}. "
+        "Ik heb je vraag doorgestuurd naar {manager}, de manager van filiaal {store}. "
         "{manager_first} neemt vandaag of morgen contact met je op.",
         "Ik zet dit door naar je leidinggevende, {manager}. Je krijgt zo snel mogelijk "
         "een reactie.",
     ),
     preamble="Gesprek gestart via de personeelsapp (Demo Retail Team)",
     weekdays=("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
-    months=tuple(
-        [
-            "januari",
-            "februari",
-            "maart",
-            "april",
-            "mei",
-            "juni",
-            "juli",
-            "augustus",
-            "september",
-            "oktober",
-            "november",
-            "december",
-        ]
+    months=(
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
     ),
     date_pattern="{weekday} {day} {month}",
     week_pattern="week {week}",
@@ -680,7 +678,7 @@ EN = Lang(
             (
                 "Who is my contact person during the first week?",
                 "Your buddy in the first week is {colleague}. For everything else, {manager}, "
-                "the store manager of {store}, is there for you.",
+                "the store manager of store {store}, is there for you.",
             ),
             (
                 "I still haven't received my contract, is that normal?",
@@ -744,7 +742,7 @@ EN = Lang(
             ),
             (
                 "Who is the manager of store {store}?",
-                "The store manager of {store} ({city}) is {manager}.",
+                "The manager of store {store} ({city}) is {manager}.",
             ),
             (
                 "Is there a confidential adviser I can talk to?",
@@ -853,27 +851,25 @@ EN = Lang(
         "You can also reach them directly at {hr_mail}.",
     ),
     escalate=(
-        "I've passed this on to {manager}, the store manager of {store}, who will contact "
+        "I've passed this on to {manager}, the manager of store {store}, who will contact "
         "you today or tomorrow.",
         "I've escalated this to your manager, {manager}. You'll hear back as soon as possible.",
     ),
     preamble="Chat started from the Demo Retail Team app",
     weekdays=("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    months=tuple(
-        [
-            "January",
-            "February",
-            "March",
-            "April",
-            "May",
-            "June",
-            "July",
-            "August",
-            "September",
-            "October",
-            "November",
-            "December",
-        ]
+    months=(
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ),
     date_pattern="{weekday} {day} {month}",
     week_pattern="week {week}",
@@ -1023,7 +1019,7 @@ DE = Lang(
             (
                 "Wer ist in der ersten Woche mein Ansprechpartner?",
                 "In deiner ersten Woche ist {colleague} dein Pate. Für alles andere ist "
-                "{manager} da, die Filialleitung von {store}.",
+                "{manager} da, die Leitung der Filiale {store}.",
             ),
             (
                 "Muss ich vor dem Start noch eine Schulung machen?",
@@ -1176,28 +1172,26 @@ DE = Lang(
         "{hr_mail}.",
     ),
     escalate=(
-        "Ich habe dein Anliegen an {manager} weitergegeben, die Filialleitung von {store}. "
+        "Ich habe dein Anliegen an {manager} weitergegeben, die Leitung der Filiale {store}. "
         "Du wirst heute oder morgen kontaktiert.",
     ),
     preamble="Chat gestartet über die Mitarbeiter-App",
     weekdays=tuple(
         ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"]
     ),
-    months=tuple(
-        [
-            "Januar",
-            "Februar",
-            "März",
-            "April",
-            "Mai",
-            "Juni",
-            "Juli",
-            "August",
-            "September",
-            "Oktober",
-            "November",
-            "Dezember",
-        ]
+    months=(
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
     ),
     date_pattern="{weekday}, {day}. {month}",
     week_pattern="KW {week}",
@@ -1517,21 +1511,19 @@ TR = Lang(
     ),
     preamble="Sohbet personel uygulamasından başlatıldı",
     weekdays=("Pazartesi", "Salı", "Çarşamba", "Perşembe", "Cuma", "Cumartesi", "Pazar"),
-    months=tuple(
-        [
-            "Ocak",
-            "Şubat",
-            "Mart",
-            "Nisan",
-            "Mayıs",
-            "Haziran",
-            "Temmuz",
-            "Ağustos",
-            "Eylül",
-            "Ekim",
-            "Kasım",
-            "Aralık",
-        ]
+    months=(
+        "Ocak",
+        "Şubat",
+        "Mart",
+        "Nisan",
+        "Mayıs",
+        "Haziran",
+        "Temmuz",
+        "Ağustos",
+        "Eylül",
+        "Ekim",
+        "Kasım",
+        "Aralık",
     ),
     date_pattern="{day} {month} {weekday}",
     week_pattern="{week}. hafta",
@@ -1680,7 +1672,23 @@ def lower_first(lang: Lang, text: str) -> str:
 Turn = tuple[str, str | None]
 
 
-def plan_turns(rng: Random, lang: Lang, topic: str, mood: str, outcome: str) -> list[Turn]:
+MORNING_GREETINGS = frozenset({"Goedemorgen", "Good morning", "Guten Morgen", "Günaydın"})
+EVENING_GREETINGS = frozenset({"Goedenavond", "Good evening", "Guten Abend", "İyi akşamlar"})
+
+
+def greetings(lang: Lang, hour: int) -> list[str]:
+    """No "good evening" at seven in the morning."""
+    return [
+        g
+        for g in lang.greet
+        if not (g in MORNING_GREETINGS and hour >= 12)
+        and not (g in EVENING_GREETINGS and hour < 18)
+    ]
+
+
+def plan_turns(
+    rng: Random, lang: Lang, topic: str, mood: str, outcome: str, hour: int
+) -> list[Turn]:
     """User message and assistant reply pairs; only the last reply may be missing."""
     tail: list[Turn] = []
     forward_inline = False
@@ -1727,14 +1735,15 @@ def plan_turns(rng: Random, lang: Lang, topic: str, mood: str, outcome: str) -> 
         chosen[-1] = rng.choice(lang.topics[other])
 
     turns: list[Turn] = []
+    greets = greetings(lang, hour)
     if greeting == "separate":
-        turns.append((rng.choice(lang.greet), rng.choice(lang.greet_reply)))
+        turns.append((rng.choice(greets), rng.choice(lang.greet_reply)))
     for i, (question, answer) in enumerate(chosen):
         text = question
         if lang.lower_inline and rng.random() < 0.12:
             text = lower_first(lang, text)
         if i == 0 and greeting == "inline":
-            text = rng.choice(lang.greet) + lang.inline_sep + lower_first(lang, question)
+            text = rng.choice(greets) + lang.inline_sep + lower_first(lang, question)
         if forward_inline and i == len(chosen) - 1:
             answer = f"{answer}\n\n{rng.choice(lang.forward)}"
         turns.append((text, answer))
@@ -1747,7 +1756,7 @@ def build_conversation(rng: Random, lang: Lang, start: datetime) -> Conversation
     if mood == "negative":
         outcome = rng.choices(("normal", "forwarded", "escalated"), weights=(35, 30, 35))[0]
     else:
-        outcome = rng.choices(("normal", "forwarded"), weights=(85, 15))[0]
+        outcome = rng.choices(("normal", "forwarded"), weights=(90, 10))[0]
     if topic in ("smalltalk", "unrelated") and outcome == "forwarded":
         outcome = "normal"
     weights = STORE_COUNTRY_WEIGHTS[lang.code]
@@ -1759,7 +1768,7 @@ def build_conversation(rng: Random, lang: Lang, start: datetime) -> Conversation
     delays: list[float] = []
     clock = 0.0
     previous_reply = ""
-    for i, (user, reply) in enumerate(plan_turns(rng, lang, topic, mood, outcome)):
+    for i, (user, reply) in enumerate(plan_turns(rng, lang, topic, mood, outcome, start.hour)):
         user_text = user.format_map(slots)
         if i > 0:
             clock += rng.uniform(4, 20) + len(previous_reply) * rng.uniform(0.02, 0.06)
@@ -1812,7 +1821,7 @@ def transcript_text(conv: Conversation, rng: Random) -> str:
 
 
 def country_value(conv: Conversation, rng: Random) -> str:
-    if conv.lang.code == "tr" and rng.random() < 0.15:
+    if conv.lang.code == "tr" and rng.random() < 0.25:
         return "TR"  # on holiday, checking the schedule from abroad
     return conv.store.country
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from domain.analysis import SessionAnalysis
 from domain.company import Company
 from domain.payloads import AIUsage
 from domain.questions import normalise_questions
 from domain.session import Session
-from domain.stages import Stage
+from domain.stages import Stage, Status
 from domain.transcript import Message
 from processors import offline_analyser
+from processors.base import WorkContext
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,21 @@ class AnalysisOutput:
     metadata: dict[str, object]
 
 
-Analyser = Callable[[Sequence[Message], str | None], AnalysisOutput]
+@dataclass(frozen=True)
+class AnalysisInputs:
+    session_id: UUID
+    messages: list[Message]
+    model: str | None
+    recorded_response: AIUsage | None = None
+    """A paid response an earlier attempt received but never turned into an analysis: a retry
+    validates it instead of paying again."""
 
 
-def offline(messages: Sequence[Message], _model: str | None) -> AnalysisOutput:
+Analyser = Callable[[AnalysisInputs, WorkContext], AnalysisOutput]
+
+
+def offline(inputs: AnalysisInputs, _ctx: WorkContext) -> AnalysisOutput:
+    messages = inputs.messages
     analysis = offline_analyser.analyse(messages)
     return AnalysisOutput(
         analysis=analysis,
@@ -41,10 +54,21 @@ def offline(messages: Sequence[Message], _model: str | None) -> AnalysisOutput:
     )
 
 
-@dataclass(frozen=True)
-class AnalysisInputs:
-    messages: list[Message]
-    model: str | None
+def unconsumed_response(session: Session) -> AIUsage | None:
+    """The last paid analysis response that no analysis was recorded from since, if any."""
+    consumed_after = -1
+    for i, (stage, _attempt, usage) in enumerate(session.ai_usage):
+        if stage is Stage.AI_ANALYSIS and usage.response_text:
+            consumed_after = i
+    if consumed_after < 0 or session.stages[Stage.AI_ANALYSIS].status is Status.COMPLETED:
+        return None
+    _stage, attempt, usage = session.ai_usage[consumed_after]
+    if session.analysis_from_attempt is not None and session.analysis_from_attempt >= attempt:
+        return None
+    state = session.stages[Stage.AI_ANALYSIS]
+    if state.attempt == attempt and state.error_type in ("invalid_output", "refused"):
+        return None  # that answer was judged already; an operator's retry asks afresh
+    return usage
 
 
 class AnalysisProcessor:
@@ -55,10 +79,15 @@ class AnalysisProcessor:
         self.default_model = default_model
 
     def prepare(self, session: Session, company: Company) -> AnalysisInputs:
-        return AnalysisInputs(list(session.messages), company.ai_model or self.default_model)
+        return AnalysisInputs(
+            session_id=session.id,
+            messages=list(session.messages),
+            model=company.ai_model or self.default_model,
+            recorded_response=unconsumed_response(session),
+        )
 
-    def run(self, inputs: AnalysisInputs) -> AnalysisOutput:
-        return self.analyser(inputs.messages, inputs.model)
+    def run(self, inputs: AnalysisInputs, ctx: WorkContext) -> AnalysisOutput:
+        return self.analyser(inputs, ctx)
 
     def record(self, session: Session, attempt: int, output: AnalysisOutput, now: datetime) -> None:
         a = output.analysis
@@ -88,7 +117,7 @@ class QuestionExtractionProcessor:
     def prepare(self, session: Session, company: Company) -> list[str]:
         return list(session.analysis.questions) if session.analysis else []
 
-    def run(self, inputs: list[str]) -> list[str]:
+    def run(self, inputs: list[str], ctx: WorkContext | None = None) -> list[str]:
         return normalise_questions(inputs)
 
     def record(self, session: Session, attempt: int, output: list[str], now: datetime) -> None:

@@ -8,11 +8,13 @@ and never reads settings: what it needs is given to its constructor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from domain.company import Company
+from domain.payloads import AIUsage
 from domain.session import Session
 from domain.stages import Stage
 
@@ -46,13 +48,26 @@ class WorkItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class WorkContext:
+    """What a running stage may tell the daemon before it returns."""
+
+    record_usage: Callable[[AIUsage], None]
+    """Hands a paid model response to the daemon, which records it at once as
+    `AIUsageRecorded` (before the output is validated, so nothing paid goes unrecorded)."""
+
+
+def no_usage(_usage: AIUsage) -> None:
+    raise RuntimeError("this stage does not pay for model calls")
+
+
 class StageProcessor(Protocol):
     stage: Stage
 
     def prepare(self, session: Session, company: Company) -> Any:
         """Copies what ``run`` needs out of the aggregate (the aggregate stays on its thread)."""
 
-    def run(self, inputs: Any) -> Any:
+    def run(self, inputs: Any, ctx: WorkContext) -> Any:
         """Does the work; returns the output or raises StageError."""
 
     def record(self, session: Session, attempt: int, output: Any, now: datetime) -> None:

@@ -12,7 +12,7 @@ from domain.payloads import SessionFields
 from domain.session import Session
 from domain.stages import Stage
 from domain.transcript import Message, TranscriptParseError, parse_transcript, user_message_count
-from processors.base import StageError
+from processors.base import StageError, WorkContext
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class SessionCreationProcessor:
         text = session.transcript.text if session.transcript else None
         return CreationInputs(row=session.row, transcript=text, timezone=company.timezone)
 
-    def run(self, inputs: CreationInputs) -> CreationOutput:
+    def run(self, inputs: CreationInputs, ctx: WorkContext | None = None) -> CreationOutput:
         messages: list[Message] = []
         if inputs.transcript is not None:
             try:

@@ -28,9 +28,10 @@ from eventsourcing.persistence import IntegrityError
 from domain.application import LiveDashApp
 from domain.company import Company
 from domain.errors import DomainError
+from domain.payloads import AIUsage
 from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.base import StageError, StageProcessor
+from processors.base import StageError, StageProcessor, WorkContext
 from processors.clock import Clock
 from processors.reporting import Reporter
 from processors.retry import RetryPolicy
@@ -117,6 +118,7 @@ class Daemon:
         self.scheduled = list(scheduled)
         self.wake = threading.Event()
         self.results: SimpleQueue[Outcome] = SimpleQueue()
+        self.usages: SimpleQueue[tuple[tuple[UUID, Stage], int, AIUsage]] = SimpleQueue()
         self.candidates: dict[Stage, OrderedDict[UUID, None]] = {
             s: OrderedDict() for s in self.processors
         }
@@ -128,6 +130,8 @@ class Daemon:
             for s in self.processors
         }
         self.companies: dict[UUID, Company] = {}
+        self.zombies: dict[Stage, set[Future[Any]]] = {s: set() for s in self.processors}
+        """Work given up at its timeout whose thread still runs: it holds a pool slot."""
         self.summary = DaemonSummary()
         self._stopping = False
         self._last_level = 0.0
@@ -174,6 +178,7 @@ class Daemon:
         for job in self.scheduled:
             job()
         self.runner.catch_up()
+        self._record_usages()
         self._collect_results()
         if not self._stopping:
             now_mono = time.monotonic()
@@ -235,9 +240,9 @@ class Daemon:
         }
         batch: list[tuple[Session, Stage, int | None]] = []
         for stage, queue in self.candidates.items():
-            free = self.config.for_stage(stage).concurrency - sum(
-                1 for k in self.in_flight if k[1] is stage
-            )
+            self.zombies[stage] = {f for f in self.zombies[stage] if not f.done()}
+            busy = len(self.zombies[stage]) + sum(1 for k in self.in_flight if k[1] is stage)
+            free = self.config.for_stage(stage).concurrency - busy
             picked: list[UUID] = []
             while (
                 queue and len(picked) < max(0, free) * 2 and len(picked) < self.config.claim_batch
@@ -290,11 +295,41 @@ class Daemon:
             future: Future[Any] = Future()
             future.set_exception(e)
         else:
-            future = self.pools[stage].submit(processor.run, inputs)
+            key = (session.id, stage)
+            ctx = WorkContext(record_usage=functools.partial(self._usage_arrived, key, attempt))
+            future = self.pools[stage].submit(processor.run, inputs, ctx)
         flight = InFlight(session, stage, attempt, time.monotonic() + cfg.timeout, future)
         self.in_flight[(session.id, stage)] = flight
         self.reporter.event("started", session, stage, attempt)
         future.add_done_callback(functools.partial(self._done, flight))
+
+    def _usage_arrived(self, key: tuple[UUID, Stage], attempt: int, usage: AIUsage) -> None:
+        """Called on a worker thread: the daemon thread records it on its next turn."""
+        self.usages.put((key, attempt, usage))
+        self.wake.set()
+
+    def _record_usages(self) -> None:
+        """Paid responses are stored as soon as they arrive, in one transaction per turn."""
+        touched: dict[UUID, Session] = {}
+        while True:
+            try:
+                key, attempt, usage = self.usages.get_nowait()
+            except Empty:
+                break
+            flight = self.in_flight.get(key)
+            session = flight.session if flight else self.app.find_session(key[0])
+            if session is None:
+                continue
+            try:
+                session.record_ai_usage(key[1], attempt, usage)
+            except DomainError as e:
+                self.reporter.log("usage_unrecorded", session=str(session.id), error=str(e))
+                continue
+            touched[session.id] = session
+        if touched:
+            result = self.app.save_batch(list(touched.values()))
+            for lost in result.lost:
+                self.reporter.log("usage_conflict", session=str(lost.id))
 
     def _done(self, flight: InFlight, future: Future[Any]) -> None:
         if future.cancelled():
@@ -318,6 +353,8 @@ class Daemon:
         for flight in list(self.in_flight.values()):
             if not flight.future.done() and now_mono > flight.deadline:
                 flight.abandoned = True
+                if not flight.future.cancel():  # still running: its thread stays busy
+                    self.zombies[flight.stage].add(flight.future)
                 timeout = self.config.for_stage(flight.stage).timeout
                 outcomes.append(
                     Outcome(

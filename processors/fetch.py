@@ -17,7 +17,7 @@ from domain.company import Company, CredentialRef
 from domain.payloads import FetchedTranscript
 from domain.session import Session
 from domain.stages import Stage
-from processors.base import StageError
+from processors.base import StageError, WorkContext
 from processors.clock import utc_now
 from processors.credentials import CredentialError, resolve_password
 from processors.netguard import AllowList, BlockedAddress, check_host
@@ -59,10 +59,15 @@ def resolve_url(raw: str, csv_source: str) -> str | Path:
     Raises StageError("bad_url") for anything we will not fetch.
     """
     raw = raw.strip()
-    scheme = urlsplit(raw).scheme.lower()
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises for a port out of range
+    except ValueError as e:
+        raise StageError("bad_url", f"invalid URL {raw!r}: {e}", retryable=False) from None
+    scheme = parts.scheme.lower()
     local = is_local_source(csv_source)
     if scheme in ("http", "https"):
-        if not urlsplit(raw).hostname:
+        if not parts.hostname:
             raise StageError("bad_url", f"URL without a host: {raw!r}", retryable=False)
         return raw
     if scheme == "file" or (not scheme and local):
@@ -117,7 +122,7 @@ class TranscriptFetchProcessor:
             password_ref=company.password_ref,
         )
 
-    def run(self, inputs: FetchInputs) -> FetchedTranscript:
+    def run(self, inputs: FetchInputs, ctx: WorkContext | None = None) -> FetchedTranscript:
         target = resolve_url(inputs.raw_url, inputs.csv_source)
         if isinstance(target, Path):
             return self._read_file(target)
@@ -136,6 +141,8 @@ class TranscriptFetchProcessor:
 
     # ------------------------------------------------------------------ local
     def _read_file(self, path: Path) -> FetchedTranscript:
+        if path.exists() and not path.is_file():
+            raise StageError("not_found", f"{path} is not a file", retryable=False)
         try:
             size = path.stat().st_size
             if size > self.settings.max_bytes:
@@ -183,6 +190,14 @@ class TranscriptFetchProcessor:
                     data = self._read_capped(response, deadline)
                     content_type = response.headers.get("content-type")
                     return self._transcript(url, data, content_type, response.encoding)
+            except httpx.InvalidURL as e:
+                raise StageError("bad_url", f"invalid URL {url!r}: {e}", retryable=False) from None
+            except httpx.DecodingError as e:
+                raise StageError(
+                    "bad_encoding", f"cannot decode {url}: {e}", retryable=False
+                ) from None
+            except ValueError as e:  # e.g. a redirect to a port out of range
+                raise StageError("bad_url", f"invalid URL {url!r}: {e}", retryable=False) from None
             except httpx.TimeoutException as e:
                 raise StageError(
                     "timeout", f"timed out fetching {url}: {type(e).__name__}", retryable=True
@@ -274,6 +289,12 @@ class TranscriptFetchProcessor:
             content_type=content_type,
             fetched_at=utc_now(),
         )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default)
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float | None:

@@ -42,10 +42,15 @@ class AllowList:
 
 
 def is_internal(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Anything that is not a public address, including IPv4 hidden inside IPv6 forms."""
+    if isinstance(address, ipaddress.IPv6Address):
+        teredo = address.teredo
+        embedded = address.ipv4_mapped or address.sixtofour or (teredo[1] if teredo else None)
+        if embedded is not None:
+            return is_internal(embedded)
     return (
-        address.is_loopback
+        not address.is_global
+        or address.is_loopback
         or address.is_private
         or address.is_link_local
         or address.is_multicast
