@@ -14,7 +14,7 @@ from cli.errors import CliError
 from cli.output import console
 from cli.runtime import Runtime
 from domain.company import Company
-from domain.stages import WORKER_STAGES
+from domain.stages import WORKER_STAGES, Stage, Status
 from processors.clock import utc_now
 from processors.csv_import import file_reader, run_import
 from processors.daemon import DaemonConfig
@@ -74,7 +74,7 @@ def demo(
         run_daemon(demo_state, rt, config, None, make_reporter(WORKER_STAGES, verbose=False))
         catch_up(rt)
         with rt.engine.connect() as conn:
-            done = list_sessions(conn, None, None, None, limit=200)
+            done = list_sessions(conn, Stage.QUESTION_EXTRACTION, Status.COMPLETED, None, limit=1)
     console.rule("status")
     ctx.obj = demo_state
     cmd_reports.status(ctx, company=None, json_out=False)

@@ -237,7 +237,7 @@ def history(
     console.print(f"[bold]{found['external_id']}[/] ({sid}) — {found['company']}")
     table = Table()
     for col in ("#", "time (UTC)", "event", "stage", "status", "attempt", "worker", "detail"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("#", "time (UTC)", "event"))
     for e in entries:
         change = (
             f"{e.status_before or '-'} → {styled_status(e.status_after)}"

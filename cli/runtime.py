@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from cli.errors import CliError, ExitCode
 from domain.application import LiveDashApp
 from domain.database_url import DatabaseConfig, DatabaseUrlError
+from projections.analytics import AnalyticsProjection
 from projections.companies import CompanyProjection
 from projections.runner import ProjectionRunner
 from projections.schema import metadata
@@ -52,7 +53,10 @@ class Runtime:
         if create:
             create_schema(engine)
         runner = ProjectionRunner(
-            engine, app.recorder, app.mapper, [StatusProjection(), CompanyProjection()]
+            engine,
+            app.recorder,
+            app.mapper,
+            [StatusProjection(), CompanyProjection(), AnalyticsProjection()],
         )
         return cls(config=config, app=app, engine=engine, runner=runner)
 

@@ -179,7 +179,8 @@ class Daemon:
             job()
         self.runner.catch_up()
         self._record_usages()
-        self._collect_results()
+        if self._collect_results():
+            self.runner.catch_up()  # the outcomes just written name the next stage's candidates
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
@@ -339,7 +340,7 @@ class Daemon:
         self.wake.set()
 
     # ------------------------------------------------------------- results
-    def _collect_results(self) -> None:
+    def _collect_results(self) -> int:
         outcomes: list[Outcome] = []
         while True:
             try:
@@ -363,6 +364,7 @@ class Daemon:
                 )
         if outcomes:
             self._record(outcomes)
+        return len(outcomes)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         now = self.clock()

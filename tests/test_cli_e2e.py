@@ -328,7 +328,7 @@ def test_import_reimport_change_reports_and_projections(livedash: Livedash, tmp_
 
     # Projections: caught up; a rebuild replays the log into the same answers.
     lags = as_json(livedash("projections", "status", "--json"))
-    assert {lag["name"] for lag in lags} == {"session_status", "companies"}
+    assert {"session_status", "companies"} <= {lag["name"] for lag in lags}
     assert all(lag["events_behind"] == 0 for lag in lags)
     before_rebuild = stable(status)
     rebuilt = livedash("projections", "rebuild").stdout
