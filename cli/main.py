@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from cli import cmd_company, cmd_demo, cmd_import, cmd_ops, cmd_reports, cmd_run
+from cli import (
+    cmd_analytics,
+    cmd_company,
+    cmd_demo,
+    cmd_import,
+    cmd_ops,
+    cmd_reports,
+    cmd_run,
+)
 from cli.context import State, handle_errors, state
 from cli.output import console
 from cli.settings import Settings
@@ -57,6 +65,7 @@ cmd_reports.register(app)
 cmd_ops.register(app)
 cmd_run.register(app)
 cmd_demo.register(app)
+cmd_analytics.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,229 @@
+"""`livedash costs | questions | report | reprocess`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.context import catch_up, handle_errors, optional_company, state
+from cli.errors import CliError, ExitCode
+from cli.output import console, print_json
+from cli.runtime import Runtime
+from domain.errors import DomainError
+from domain.session import Session
+from domain.stages import Stage, Status
+from processors.clock import utc_now
+from projections.analytics_queries import Period, analytics_report, costs, top_questions
+from projections.models import CompanyInfo
+from projections.queries import list_companies, list_sessions
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+CompanyOpt = Annotated[str | None, typer.Option("--company", help="Only this company")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC)")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD)")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("costs")(costs_cmd)
+    app.command("questions")(questions_cmd)
+    app.command("report")(report_cmd)
+    app.command("reprocess")(reprocess_cmd)
+
+
+def _period(first: str | None, last: str | None) -> Period:
+    def parse(value: str | None, name: str) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise CliError(
+                f"cannot read {name} {value!r}", hint="use YYYY-MM-DD", code=ExitCode.USAGE
+            ) from None
+
+    start, end = parse(first, "--from"), parse(last, "--to")
+    if start and end and end < start:
+        raise CliError("--to is before --from", code=ExitCode.USAGE)
+    return Period.of(start, end)
+
+
+@handle_errors
+def costs_cmd(
+    ctx: typer.Context,
+    company: CompanyOpt = None,
+    by: Annotated[str, typer.Option("--by", help="day, model or company")] = "day",
+    first: FromOpt = None,
+    last: ToOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """What the AI stage cost: requests, tokens and EUR, by day, model or company."""
+    if by not in ("day", "model", "company"):
+        raise CliError(f"--by {by!r}: use day, model or company", code=ExitCode.USAGE)
+    period = _period(first, last)
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        info = optional_company(rt, company)
+        with rt.engine.connect() as conn:
+            report = costs(
+                conn,
+                by,  # type: ignore[arg-type]
+                period,
+                info.company_id if info else None,
+                info.name if info else None,
+            )
+    if json_out:
+        print_json(report)
+        return
+    table = Table(title=f"AI costs by {by}")
+    for col in ("key", "requests", "prompt", "cached", "completion", "total tokens", "EUR"):
+        table.add_column(col, justify="left" if col == "key" else "right")
+    for r in report.rows:
+        table.add_row(
+            r.key, str(r.requests), str(r.prompt_tokens), str(r.cached_tokens),
+            str(r.completion_tokens), str(r.total_tokens), f"{r.cost_eur:.6f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"total: {report.requests} requests, {report.total_tokens} tokens, "
+        f"€{report.total_cost_eur:.6f}"
+    )
+    if report.unknown_cost_requests:
+        console.print(
+            f"[yellow]warning:[/] {report.unknown_cost_requests} requests used a model without a "
+            "known price; their cost is not included (add it to the price table)"
+        )
+
+
+@handle_errors
+def questions_cmd(
+    ctx: typer.Context,
+    company: CompanyOpt = None,
+    top: Annotated[int, typer.Option("--top", help="How many")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """The most asked questions, per company (never pooled across companies)."""
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        info = optional_company(rt, company)
+        with rt.engine.connect() as conn:
+            rows = top_questions(conn, info.company_id if info else None, top)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(title="Top questions")
+    for col in ("company", "count", "question"):
+        table.add_column(col)
+    for q in rows:
+        table.add_row(q.company, str(q.count), q.question)
+    console.print(table)
+
+
+@handle_errors
+def report_cmd(
+    ctx: typer.Context,
+    company: CompanyOpt = None,
+    first: FromOpt = None,
+    last: ToOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sessions, sentiment, categories, languages, countries, escalations, questions, costs."""
+    period = _period(first, last)
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        info = optional_company(rt, company)
+        with rt.engine.connect() as conn:
+            r = analytics_report(
+                conn, period, info.company_id if info else None, info.name if info else None
+            )
+    if json_out:
+        print_json(r)
+        return
+    console.print(
+        f"[bold]Report{f' — {r.company}' if r.company else ''}[/]: {r.total_sessions} sessions, "
+        f"{r.analysed_sessions} analysed"
+    )
+
+    def pct(rate: float | None) -> str:
+        return f"{rate * 100:.1f}%" if rate is not None else "-"
+
+    console.print(
+        f"escalated {r.escalated_count} ({pct(r.escalated_rate)}), forwarded to HR "
+        f"{r.forwarded_hr_count} ({pct(r.forwarded_hr_rate)}); avg response "
+        f"{r.avg_response_time_s or 0:.2f}s; avg session {r.avg_session_length_s or 0:.0f}s"
+    )
+    for title, values in (
+        ("sentiment", r.sentiment),
+        ("category", r.category),
+        ("language", r.language),
+        ("country", r.country),
+    ):
+        ranked = sorted(values.items(), key=lambda kv: -kv[1])
+        console.print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in ranked))
+    if r.top_questions:
+        console.print("top questions:")
+        for q in r.top_questions:
+            console.print(f"  {q.count:4} {q.question}")
+    console.print(
+        f"AI: {r.ai_requests} requests, €{sum(r.ai_cost_per_day.values()):.6f}; upstream chatbot: "
+        f"{r.upstream_tokens} tokens, €{r.upstream_tokens_eur:.4f}"
+    )
+
+
+@handle_errors
+def reprocess_cmd(
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Option("--stage", help="Stage to run again")] = "AI_ANALYSIS",
+    company: CompanyOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model to use from now on")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Recorded with each reset")] = "reprocess",
+    limit: Annotated[int, typer.Option("--limit", help="At most this many sessions")] = 1_000_000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Force completed stages back to PENDING (history keeps the old results) so a new model or
+    prompt version runs; --model also sets the company's model."""
+    settings = state(ctx).settings
+    target = Stage.parse(stage)
+    if target is Stage.CSV_IMPORT:
+        raise CliError("CSV_IMPORT is redone by importing the file again", code=ExitCode.USAGE)
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        info = optional_company(rt, company)
+        now = utc_now()
+        if model:
+            names = [info.name] if info else [c.name for c in _companies(rt)]
+            for name in names:
+                c = rt.app.get_company(name)
+                c.change_settings(now, ai_model=model)
+                rt.app.save(c)
+        with rt.engine.connect() as conn:
+            rows = list_sessions(
+                conn, target, Status.COMPLETED, info.company_id if info else None, limit
+            )
+        reset: list[Session] = []
+        for session in rt.app.get_sessions([r.session_id for r in rows]):
+            try:
+                session.reset_stage(target, reason, settings.actor, now, force=True)
+            except DomainError:
+                continue
+            reset.append(session)
+            if len(reset) % 500 == 0:
+                rt.app.save_batch(reset[-500:])
+        rt.app.save_batch(reset[len(reset) - len(reset) % 500 :])
+        catch_up(rt)
+    result = {"stage": target.value, "reset": len(reset), "model": model, "reason": reason}
+    if json_out:
+        print_json(result)
+    else:
+        console.print(
+            f"{len(reset)} session(s) back to PENDING at {target.value}"
+            + (f"; model now {model}" if model else "")
+            + " — `livedash run` picks them up"
+        )
+
+
+def _companies(rt: Runtime) -> list[CompanyInfo]:
+    with rt.engine.connect() as conn:
+        return list_companies(conn)

@@ -1,0 +1,246 @@
+"""Analytics reports: what the original dashboard showed, from the analytics read model."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from projections.schema import ai_usage, analytics_sessions, companies, session_questions
+
+asess = analytics_sessions
+
+
+class Period(BaseModel):
+    start: datetime | None
+    end: datetime | None
+
+    @classmethod
+    def of(cls, first: date | None, last: date | None) -> Period:
+        """Whole days in UTC, both ends included."""
+        return cls(
+            start=datetime.combine(first, time(), UTC) if first else None,
+            end=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        )
+
+
+def _day(conn: Connection, column: Any) -> ColumnElement[Any]:
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)
+
+
+def _seconds(conn: Connection) -> ColumnElement[Any]:
+    """Session length in seconds, computed by the database."""
+    if conn.dialect.name == "postgresql":
+        return func.extract("epoch", asess.c.end_time - asess.c.start_time)
+    return (func.julianday(asess.c.end_time) - func.julianday(asess.c.start_time)) * 86400.0
+
+
+def _within(column: Any, period: Period) -> list[ColumnElement[bool]]:
+    conditions = []
+    if period.start:
+        conditions.append(column >= period.start)
+    if period.end:
+        conditions.append(column < period.end)
+    return conditions
+
+
+class CostRow(BaseModel):
+    key: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    total_tokens: int
+    cost_eur: float
+    unknown_cost_requests: int
+
+
+class CostReport(BaseModel):
+    by: str
+    company: str | None
+    start: datetime | None
+    end: datetime | None
+    requests: int
+    total_tokens: int
+    total_cost_eur: float
+    unknown_cost_requests: int
+    rows: list[CostRow]
+
+
+def costs(
+    conn: Connection,
+    by: Literal["day", "model", "company"],
+    period: Period,
+    company_id: UUID | None = None,
+    company: str | None = None,
+) -> CostReport:
+    if by == "day":
+        key: Any = _day(conn, ai_usage.c.received_at)
+    elif by == "model":
+        key = func.coalesce(ai_usage.c.model_returned, ai_usage.c.model_requested)
+    else:
+        key = companies.c.name
+    query = (
+        select(
+            key.label("key"),
+            func.count().label("requests"),
+            func.sum(ai_usage.c.prompt_tokens).label("prompt_tokens"),
+            func.sum(ai_usage.c.completion_tokens).label("completion_tokens"),
+            func.sum(ai_usage.c.cached_tokens).label("cached_tokens"),
+            func.sum(ai_usage.c.total_tokens).label("total_tokens"),
+            func.sum(ai_usage.c.cost_eur).label("cost_eur"),
+            func.sum(func.cast(ai_usage.c.cost_eur.is_(None), ai_usage.c.attempt.type)).label(
+                "unknown"
+            ),
+        )
+        .join(companies, companies.c.company_id == ai_usage.c.company_id)
+        .where(*_within(ai_usage.c.received_at, period))
+        .group_by(key)
+        .order_by(key)
+    )
+    if company_id is not None:
+        query = query.where(ai_usage.c.company_id == company_id)
+    rows = [
+        CostRow(
+            key=str(r.key),
+            requests=int(r.requests),
+            prompt_tokens=int(r.prompt_tokens or 0),
+            completion_tokens=int(r.completion_tokens or 0),
+            cached_tokens=int(r.cached_tokens or 0),
+            total_tokens=int(r.total_tokens or 0),
+            cost_eur=float(Decimal(r.cost_eur or 0)),
+            unknown_cost_requests=int(r.unknown or 0),
+        )
+        for r in conn.execute(query).all()
+    ]
+    return CostReport(
+        by=by,
+        company=company,
+        start=period.start,
+        end=period.end,
+        requests=sum(r.requests for r in rows),
+        total_tokens=sum(r.total_tokens for r in rows),
+        total_cost_eur=round(sum(r.cost_eur for r in rows), 8),
+        unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
+        rows=rows,
+    )
+
+
+class QuestionCount(BaseModel):
+    company: str
+    question: str
+    count: int
+    last_seen: datetime | None
+
+
+def top_questions(
+    conn: Connection, company_id: UUID | None, top: int, period: Period | None = None
+) -> list[QuestionCount]:
+    """The per-company catalogue: questions equal up to case and spacing count together."""
+    sq = session_questions
+    query = (
+        select(
+            companies.c.name,
+            func.min(sq.c.text).label("text"),
+            func.count().label("n"),
+            func.max(sq.c.start_time).label("last_seen"),
+        )
+        .join(companies, companies.c.company_id == sq.c.company_id)
+        .group_by(companies.c.name, sq.c.question_key)
+        .order_by(func.count().desc(), func.min(sq.c.text))
+        .limit(top)
+    )
+    if company_id is not None:
+        query = query.where(sq.c.company_id == company_id)
+    if period is not None:
+        query = query.where(*_within(sq.c.start_time, period))
+    return [
+        QuestionCount(company=r.name, question=r.text, count=int(r.n), last_seen=r.last_seen)
+        for r in conn.execute(query).all()
+    ]
+
+
+class AnalyticsReport(BaseModel):
+    company: str | None
+    start: datetime | None
+    end: datetime | None
+    total_sessions: int
+    analysed_sessions: int
+    sessions_per_day: dict[str, int]
+    sentiment: dict[str, int]
+    category: dict[str, int]
+    language: dict[str, int]
+    country: dict[str, int]
+    escalated_count: int
+    escalated_rate: float | None
+    forwarded_hr_count: int
+    forwarded_hr_rate: float | None
+    avg_response_time_s: float | None
+    avg_session_length_s: float | None
+    top_questions: list[QuestionCount]
+    ai_cost_per_day: dict[str, float]
+    ai_cost_by_model: dict[str, float]
+    ai_requests: int
+    upstream_tokens: int
+    upstream_tokens_eur: float
+
+
+def analytics_report(
+    conn: Connection, period: Period, company_id: UUID | None = None, company: str | None = None
+) -> AnalyticsReport:
+    where = _within(asess.c.start_time, period)
+    if company_id is not None:
+        where.append(asess.c.company_id == company_id)
+
+    def counts(column: Any) -> dict[str, int]:
+        query = select(column, func.count()).where(*where, column.is_not(None)).group_by(column)
+        return {str(k): int(n) for k, n in conn.execute(query).all()}
+
+    totals = conn.execute(
+        select(
+            func.count(),
+            func.count(asess.c.sentiment),
+            func.sum(func.cast(asess.c.escalated, asess.c.messages_sent.type)),
+            func.sum(func.cast(asess.c.forwarded_hr, asess.c.messages_sent.type)),
+            func.avg(asess.c.avg_response_time),
+            func.sum(asess.c.tokens),
+            func.sum(asess.c.tokens_eur),
+        ).where(*where)
+    ).one()
+    total, analysed, escalated, forwarded, avg_rt, tokens, tokens_eur = totals
+    avg_length = conn.execute(select(func.avg(_seconds(conn))).where(*where)).scalar()
+    day = _day(conn, asess.c.start_time)
+    by_day = select(day, func.count()).where(*where).group_by(day).order_by(day)
+    per_day = {str(k): int(n) for k, n in conn.execute(by_day)}
+    cost_period = costs(conn, "day", period, company_id)
+    cost_model = costs(conn, "model", period, company_id)
+    return AnalyticsReport(
+        company=company,
+        start=period.start,
+        end=period.end,
+        total_sessions=int(total),
+        analysed_sessions=int(analysed),
+        sessions_per_day=per_day,
+        sentiment=counts(asess.c.sentiment),
+        category=counts(asess.c.category),
+        language=counts(func.coalesce(asess.c.analysis_language, asess.c.language)),
+        country=counts(asess.c.country),
+        escalated_count=int(escalated or 0),
+        escalated_rate=round(int(escalated or 0) / analysed, 4) if analysed else None,
+        forwarded_hr_count=int(forwarded or 0),
+        forwarded_hr_rate=round(int(forwarded or 0) / analysed, 4) if analysed else None,
+        avg_response_time_s=round(float(avg_rt), 3) if avg_rt is not None else None,
+        avg_session_length_s=round(float(avg_length), 1) if avg_length is not None else None,
+        top_questions=top_questions(conn, company_id, 5, period),
+        ai_cost_per_day={r.key: r.cost_eur for r in cost_period.rows},
+        ai_cost_by_model={r.key: r.cost_eur for r in cost_model.rows},
+        ai_requests=cost_period.requests,
+        upstream_tokens=int(tokens or 0),
+        upstream_tokens_eur=float(Decimal(tokens_eur or 0)),
+    )
