@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.context import catch_up, handle_errors, require_company, state
@@ -72,7 +73,9 @@ def add(
     if json_out:
         print_json(info)
     else:
-        console.print(f"[green]registered[/] {info.name} ({info.status}), id {info.company_id}")
+        console.print(
+            f"[green]registered[/] {escape(info.name)} ({info.status}), id {info.company_id}"
+        )
 
 
 @app.command("list")
@@ -100,18 +103,22 @@ def list_(
                 f"{fmt_time(r.finished_at)} {r.outcome}: {r.rows_seen} seen, {r.new} new, "
                 f"{r.changed} changed, {r.rejected} rejected"
             )
-        table.add_row(c.name, c.status, str(c.sessions), c.timezone, c.csv_url, last)
+        table.add_row(
+            escape(c.name), c.status, str(c.sessions), c.timezone, escape(c.csv_url), last
+        )
     console.print(table)
 
 
 def _set_status(ctx: typer.Context, name: str, status: CompanyStatus, reason: str | None) -> None:
     settings = state(ctx).settings
     with state(ctx).runtime() as rt:
+        catch_up(rt)
+        require_company(rt, name)  # unknown name: one line with a hint, like everywhere else
         company = rt.app.change_company_status(
             name, status, reason or f"set to {status.value}", settings.actor, utc_now()
         )
         catch_up(rt)
-    console.print(f"{company.name} is now {company.status.value}")
+    console.print(f"{escape(company.name)} is now {company.status.value}")
 
 
 @app.command("suspend")

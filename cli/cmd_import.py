@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -125,13 +126,13 @@ class _progress:
 
 def _print_run(run: ImportRunInfo) -> None:
     console.print(
-        f"[bold]{run.company}[/] {run.source}\n"
+        f"[bold]{escape(run.company)}[/] {escape(run.source)}\n"
         f"  rows seen {run.rows_seen}   new [green]{run.new}[/]   changed [cyan]{run.changed}[/]   "
         f"unchanged {run.unchanged}   rejected [red]{run.rejected}[/]   "
         f"({run.bytes} bytes, {run.duration_ms:.0f} ms)"
     )
     for r in run.rejections:
-        console.print(f"  [red]row {r.row_number}:[/] {r.reason}")
+        console.print(f"  [red]row {r.row_number}:[/] {escape(r.reason)}")
 
 
 @handle_errors
@@ -170,7 +171,7 @@ def imports(
     for r in runs:
         table.add_row(
             fmt_time(r.finished_at),
-            r.company,
+            escape(r.company),
             r.outcome,
             str(r.rows_seen),
             str(r.new),

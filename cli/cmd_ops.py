@@ -8,6 +8,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.cmd_reports import resolve_session
@@ -93,9 +94,14 @@ def retry(
     if json_out:
         print_json(result)
     else:
-        console.print(f"reset {len(reset)} session(s) to PENDING (by {settings.actor}: {reason})")
+        console.print(
+            f"reset {len(reset)} session(s) to PENDING "
+            f"(by {escape(settings.actor)}: {escape(reason)})"
+        )
         for r in refused:
-            console.print(f"  [yellow]not reset[/] {r['external_id']}: {r['reason']}")
+            console.print(
+                f"  [yellow]not reset[/] {escape(r['external_id'])}: {escape(r['reason'])}"
+            )
     if refused and not reset:
         raise typer.Exit(1)
 

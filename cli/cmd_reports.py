@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.context import catch_up, handle_errors, optional_company, state
@@ -69,19 +70,21 @@ def _print_status(r: StatusReport) -> None:
     if r.oldest_pending:
         o = r.oldest_pending
         console.print(
-            f"Oldest pending: {o.stage} of {o.external_id}, waiting {fmt_age(o.age_seconds)}"
+            f"Oldest pending: {o.stage} of {escape(o.external_id)}, "
+            f"waiting {fmt_age(o.age_seconds)}"
         )
     for w in r.waiting_companies:
         console.print(
-            f"[yellow]waiting:[/] {w.company}: {w.waiting_sessions} sessions — {w.reason}"
+            f"[yellow]waiting:[/] {escape(w.company)}: {w.waiting_sessions} sessions — "
+            f"{escape(w.reason)}"
         )
     if r.recent_failures:
         console.print(f"[bold]Recent failures[/] ({r.failed_total} failed in all)")
         for f in r.recent_failures:
             retry = f"retry at {fmt_time(f.retry_at)}" if f.will_retry else "no retry"
             console.print(
-                f"  {f.external_id}: {f.stage} attempt {f.attempt} — "
-                f"{f.error_type}: {f.error_message} ({retry})"
+                f"  {escape(f.external_id)}: {f.stage} attempt {f.attempt} — "
+                f"{f.error_type}: {escape(f.error_message or '')} ({retry})"
             )
 
 
@@ -118,13 +121,13 @@ def sessions(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r.external_id,
+            escape(r.external_id),
             str(r.session_id),
             r.stage,
             styled_status(r.status),
             str(r.attempt),
             fmt_time(r.updated_at),
-            r.error_message or r.note or "",
+            escape(r.error_message or r.note or ""),
         )
     console.print(table)
 
@@ -153,7 +156,12 @@ def failed(
     for f in rows:
         retry = fmt_time(f.retry_at) if f.will_retry else "[red]no[/]"
         table.add_row(
-            f.external_id, f.stage, str(f.attempt), f.error_type or "", f.error_message or "", retry
+            escape(f.external_id),
+            f.stage,
+            str(f.attempt),
+            f.error_type or "",
+            escape(f.error_message or ""),
+            retry,
         )
     console.print(table)
 
@@ -216,7 +224,7 @@ def history(
         if json_out:
             print_json({**header, "at": at_v.isoformat(), "stages": states})
             return
-        console.print(f"[bold]{found['external_id']}[/] as of {fmt_time(at_v)} UTC")
+        console.print(f"[bold]{escape(found['external_id'])}[/] as of {fmt_time(at_v)} UTC")
         table = Table()
         for col in ("stage", "status", "attempt", "retries", "since", "error / note"):
             table.add_column(col)
@@ -227,14 +235,14 @@ def history(
                 str(s["attempt"]),
                 str(s["retry_count"]),
                 fmt_time(s["updated_at"]),
-                s["error_message"] or s["note"] or "",
+                escape(s["error_message"] or s["note"] or ""),
             )
         console.print(table)
         return
     if json_out:
         print_json({**header, "events": entries})
         return
-    console.print(f"[bold]{found['external_id']}[/] ({sid}) — {found['company']}")
+    console.print(f"[bold]{escape(found['external_id'])}[/] ({sid}) — {escape(found['company'])}")
     table = Table()
     for col in ("#", "time (UTC)", "event", "stage", "status", "attempt", "worker", "detail"):
         table.add_column(col, no_wrap=col in ("#", "time (UTC)", "event"))
@@ -260,8 +268,8 @@ def history(
             e.stage or "",
             change,
             str(e.attempt or ""),
-            e.worker or "",
-            detail,
+            escape(e.worker or ""),
+            escape(detail),
         )
     console.print(table)
 

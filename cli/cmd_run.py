@@ -14,10 +14,15 @@ import typer
 
 from cli.context import State, catch_up, handle_errors, state
 from cli.errors import CliError, ExitCode
-from cli.output import console
+from cli.output import console, err_console
 from cli.runtime import Runtime, events_table
 from domain.stages import WORKER_STAGES, Stage
-from processors.analysis import AnalysisProcessor, QuestionExtractionProcessor
+from processors.analysis import (
+    Analyser,
+    AnalysisProcessor,
+    QuestionExtractionProcessor,
+    offline,
+)
 from processors.base import StageProcessor
 from processors.clock import utc_now
 from processors.creation import SessionCreationProcessor
@@ -27,14 +32,15 @@ from processors.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
 from processors.fetch import FetchSettings, TranscriptFetchProcessor
 from processors.netguard import AllowList
 from processors.notify import PgListener
+from processors.openai_analyser import OpenAIAnalyser, OpenAIAnalyserConfig
 from processors.reporting import JsonLogReporter, Reporter, TerminalReporter
 
 DEFAULTS: dict[Stage, tuple[int, float]] = {
     # concurrency, timeout (seconds; always cut to end before the lease)
     Stage.TRANSCRIPT_FETCH: (16, 30.0),
-    Stage.SESSION_CREATION: (4, 60.0),
+    Stage.SESSION_CREATION: (8, 60.0),
     Stage.AI_ANALYSIS: (8, 90.0),
-    Stage.QUESTION_EXTRACTION: (4, 30.0),
+    Stage.QUESTION_EXTRACTION: (8, 30.0),
 }
 
 
@@ -84,12 +90,57 @@ def build_processors(
         connect_timeout=min(10.0, http_timeout),
         allow=AllowList.parse(st.settings.fetch_allow_hosts),
     )
+    analyser, default_model = build_analyser(st, configs)
     return {
         Stage.TRANSCRIPT_FETCH: TranscriptFetchProcessor(fetch, st.env),
         Stage.SESSION_CREATION: SessionCreationProcessor(),
-        Stage.AI_ANALYSIS: AnalysisProcessor(),
+        Stage.AI_ANALYSIS: AnalysisProcessor(analyser, default_model),
         Stage.QUESTION_EXTRACTION: QuestionExtractionProcessor(),
     }
+
+
+PROVIDERS = ("auto", "offline", "openai")
+
+
+def build_analyser(
+    st: State, configs: dict[Stage, StageConfig] | None = None
+) -> tuple[Analyser, str | None]:
+    """`LIVEDASH_AI_PROVIDER` (auto, offline, openai) and `OPENAI_API_KEY` pick the analyser.
+
+    ``auto`` uses OpenAI when a non-empty key is set and says once when it falls back.
+    """
+    provider = (st.env.get("LIVEDASH_AI_PROVIDER") or "auto").strip().lower() or "auto"
+    if provider not in PROVIDERS:
+        raise CliError(
+            f"LIVEDASH_AI_PROVIDER={provider!r} is not a provider",
+            hint="use auto, offline or openai",
+            code=ExitCode.USAGE,
+        )
+    has_key = bool((st.env.get("OPENAI_API_KEY") or "").strip())
+    if provider == "offline" or (provider == "auto" and not has_key):
+        if provider == "auto":
+            err_console.print(
+                "[dim]AI analysis: offline analyser (OPENAI_API_KEY is not set; "
+                "set it or LIVEDASH_AI_PROVIDER=openai for OpenAI)[/dim]",
+                highlight=False,
+            )
+        return offline, None
+    stage_timeout = (configs or {}).get(Stage.AI_ANALYSIS, StageConfig()).timeout
+    try:
+        config = OpenAIAnalyserConfig.from_env(
+            st.env,
+            # Two requests (one repair) and a limiter wait must end before the stage timeout.
+            timeout=max(1.0, min(30.0, stage_timeout * 0.4)),
+            rate_limit_max_wait=max(1.0, stage_timeout * 0.1),
+        )
+    except ValueError as e:
+        raise CliError(
+            f"cannot configure the OpenAI analyser: {e}",
+            hint="check OPENAI_API_KEY and the LIVEDASH_AI_* settings, "
+            "or set LIVEDASH_AI_PROVIDER=offline",
+            code=ExitCode.USAGE,
+        ) from None
+    return OpenAIAnalyser(config), config.default_model
 
 
 def run_daemon(

@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from eventsourcing.persistence import OperationalError as ESOperationalError
 from pydantic import ValidationError
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from cli.errors import CliError, ExitCode
@@ -44,9 +45,11 @@ def state(ctx: typer.Context) -> State:
 
 
 def fail(err: CliError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {err.message}")
+    # The message quotes user input (names, ids, paths): never read it as Rich markup, and
+    # never wrap it: scripts read exactly one `error:` line whatever the terminal width.
+    err_console.print(f"[bold red]error:[/] {escape(err.message)}", soft_wrap=True)
     if err.hint:
-        err_console.print(f"[dim]hint:[/] {err.hint}")
+        err_console.print(f"[dim]hint:[/] {escape(err.hint)}", soft_wrap=True)
     return typer.Exit(int(err.code))
 
 

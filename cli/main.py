@@ -12,6 +12,7 @@ from cli import (
     cmd_company,
     cmd_demo,
     cmd_import,
+    cmd_migrate,
     cmd_ops,
     cmd_reports,
     cmd_run,
@@ -66,6 +67,7 @@ cmd_ops.register(app)
 cmd_run.register(app)
 cmd_demo.register(app)
 cmd_analytics.register(app)
+cmd_migrate.register(app)
 
 
 def main() -> None:

@@ -63,6 +63,7 @@ class Runtime:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.runner.close()
             self.app.close()
             self.engine.dispose()
 

@@ -89,7 +89,6 @@ class DatabaseConfig:
                 POSTGRES_MAX_OVERFLOW="8",
                 POSTGRES_LOCK_TIMEOUT="10",
                 POSTGRES_CONNECT_TIMEOUT="5",
-                POSTGRES_PRE_PING="y",
                 APPLICATION_RECORDER_TOPIC="domain.pg_recorder:CopyPostgresApplicationRecorder",
             )
             if self.schema:

@@ -89,6 +89,12 @@ class AnalysisProcessor:
     def run(self, inputs: AnalysisInputs, ctx: WorkContext) -> AnalysisOutput:
         return self.analyser(inputs, ctx)
 
+    def close(self) -> None:
+        """Releases the analyser's HTTP client, when it has one."""
+        close = getattr(self.analyser, "close", None)
+        if close is not None:
+            close()
+
     def record(self, session: Session, attempt: int, output: AnalysisOutput, now: datetime) -> None:
         a = output.analysis
         session.record_analysis(

@@ -119,8 +119,16 @@ def run_import(
     try:
         src = read()
     except SourceError as e:
+        where = {"source": e.source} if e.source else {}
         return _record(
-            app, company, started, clock(), "error", error=str(e), http_status=e.http_status
+            app,
+            company,
+            started,
+            clock(),
+            "error",
+            error=str(e),
+            http_status=e.http_status,
+            **where,
         )
     if src.not_modified:
         return _record(
@@ -203,7 +211,9 @@ def file_reader(path: Path) -> Callable[[], SourceData]:
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise SourceError(f"cannot read {path}: {e.strerror}") from None
+            raise SourceError(
+                f"cannot read {path}: {e.strerror}", source=str(path.resolve())
+            ) from None
         return SourceData(data, str(path.resolve()), hashlib.sha256(data).hexdigest())
 
     return read

@@ -19,9 +19,13 @@ RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
 
 class SourceError(Exception):
-    def __init__(self, message: str, http_status: int | None = None) -> None:
+    def __init__(
+        self, message: str, http_status: int | None = None, source: str | None = None
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
+        self.source = source
+        """What was being read, when it is not the company's own CSV source."""
 
 
 @dataclass(frozen=True)

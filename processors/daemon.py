@@ -36,7 +36,10 @@ from processors.clock import Clock
 from processors.reporting import Reporter
 from processors.retry import RetryPolicy
 from projections.runner import Event, ProjectionRunner
+from projections.status import StatusProjection
 from projections.work import due_work, next_wakeup, running_elsewhere
+
+STATUS = StatusProjection.name
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class DaemonConfig:
     stage_configs: dict[Stage, StageConfig] = field(default_factory=dict)
     level_interval: float = 5.0
     poll_interval: float = 1.0
+    batch_window: float = 0.01
+    """After a wake-up, wait this long for more outcomes, so one transaction carries many."""
+    other_projections_interval: float = 1.0
+    """The reports' projections are kept up every this often; the status one every turn."""
     claim_batch: int = 500
     until_idle: bool = False
     idle_horizon: float = 60.0
@@ -75,9 +82,19 @@ class InFlight:
     session: Session
     stage: Stage
     attempt: int
-    deadline: float
-    future: Future[Any]
+    timeout: float
+    future: Future[Any] = field(default_factory=Future)
+    started: float | None = None
+    """When a pool thread began the work: queued work cannot time out, running work can."""
     abandoned: bool = False
+
+    @property
+    def deadline(self) -> float:
+        return (self.started if self.started is not None else time.monotonic()) + self.timeout
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.started = time.monotonic()
+        return fn(*args)
 
 
 @dataclass
@@ -135,6 +152,7 @@ class Daemon:
         self.summary = DaemonSummary()
         self._stopping = False
         self._last_level = 0.0
+        self._last_others = 0.0
         runner.listeners.append(self._on_page)
 
     # ------------------------------------------------------------- control
@@ -158,8 +176,10 @@ class Daemon:
                     break
                 if self.config.until_idle and self._idle():
                     break
-                self.wake.wait(self._wait_time())
+                if self.wake.wait(self._wait_time()) and self.config.batch_window:
+                    time.sleep(self.config.batch_window)
         finally:
+            self.runner.catch_up()  # leave every projection up to date
             for pool in self.pools.values():
                 pool.shutdown(wait=False, cancel_futures=True)
             self.runner.listeners.remove(self._on_page)
@@ -168,19 +188,24 @@ class Daemon:
 
     def _wait_time(self) -> float:
         wait = self.config.poll_interval
-        if self.in_flight:
-            soonest = min(f.deadline for f in self.in_flight.values()) - time.monotonic()
-            wait = min(wait, max(0.01, soonest))
+        running = [f.deadline for f in self.in_flight.values() if f.started is not None]
+        if running:
+            wait = min(wait, max(0.01, min(running) - time.monotonic()))
         return wait
 
     # ---------------------------------------------------------------- loop
     def _tick(self) -> None:
         for job in self.scheduled:
             job()
-        self.runner.catch_up()
+        status = [STATUS]
+        self.runner.catch_up(status)
+        now_mono = time.monotonic()
+        if now_mono - self._last_others >= self.config.other_projections_interval:
+            self._last_others = now_mono
+            self.runner.catch_up([n for n in self.runner.projections if n != STATUS])
         self._record_usages()
         if self._collect_results():
-            self.runner.catch_up()  # the outcomes just written name the next stage's candidates
+            self.runner.catch_up(status)  # the outcomes just written name the next candidates
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
@@ -243,7 +268,9 @@ class Daemon:
         for stage, queue in self.candidates.items():
             self.zombies[stage] = {f for f in self.zombies[stage] if not f.done()}
             busy = len(self.zombies[stage]) + sum(1 for k in self.in_flight if k[1] is stage)
-            free = self.config.for_stage(stage).concurrency - busy
+            # Claim up to twice the concurrency: the second half waits in the pool's queue, so
+            # a fast stage is never starved between two turns of the loop.
+            free = 2 * self.config.for_stage(stage).concurrency - busy
             picked: list[UUID] = []
             while (
                 queue and len(picked) < max(0, free) * 2 and len(picked) < self.config.claim_batch
@@ -290,19 +317,18 @@ class Daemon:
         processor = self.processors[stage]
         cfg = self.config.for_stage(stage)
         company = self.companies[session.company_id]
+        flight = InFlight(session, stage, attempt, cfg.timeout)
         try:
             inputs = processor.prepare(session, company)
         except Exception as e:  # a bug must cost one stage, not the daemon
-            future: Future[Any] = Future()
-            future.set_exception(e)
+            flight.future.set_exception(e)
         else:
             key = (session.id, stage)
             ctx = WorkContext(record_usage=functools.partial(self._usage_arrived, key, attempt))
-            future = self.pools[stage].submit(processor.run, inputs, ctx)
-        flight = InFlight(session, stage, attempt, time.monotonic() + cfg.timeout, future)
+            flight.future = self.pools[stage].submit(flight.run, processor.run, inputs, ctx)
         self.in_flight[(session.id, stage)] = flight
         self.reporter.event("started", session, stage, attempt)
-        future.add_done_callback(functools.partial(self._done, flight))
+        flight.future.add_done_callback(functools.partial(self._done, flight))
 
     def _usage_arrived(self, key: tuple[UUID, Stage], attempt: int, usage: AIUsage) -> None:
         """Called on a worker thread: the daemon thread records it on its next turn."""
@@ -352,7 +378,8 @@ class Daemon:
             outcomes.append(outcome)
         now_mono = time.monotonic()
         for flight in list(self.in_flight.values()):
-            if not flight.future.done() and now_mono > flight.deadline:
+            running = flight.started is not None and not flight.future.done()
+            if running and now_mono > flight.deadline:
                 flight.abandoned = True
                 if not flight.future.cancel():  # still running: its thread stays busy
                     self.zombies[flight.stage].add(flight.future)
@@ -367,8 +394,11 @@ class Daemon:
         return len(outcomes)
 
     def _record(self, outcomes: list[Outcome]) -> None:
+        """Writes a turn's outcomes in one transaction, together with the claims of the next
+        stage of the same sessions: a hand-off inside one daemon costs no extra round trip."""
         now = self.clock()
-        sessions: list[Session] = []
+        applied: list[Outcome] = []
+        chained: list[tuple[Session, Stage, int | None]] = []
         for outcome in outcomes:
             flight = outcome.flight
             self.in_flight.pop((flight.session.id, flight.stage), None)
@@ -377,14 +407,54 @@ class Daemon:
             except DomainError as e:
                 self.reporter.event("stale", flight.session, flight.stage, flight.attempt, str(e))
                 continue
-            sessions.append(flight.session)
-        saved = self._save(sessions)
-        for outcome in outcomes:
-            flight = outcome.flight
-            if flight.session.id not in saved:
+            applied.append(outcome)
+            chained.extend(self._chain(flight.session, flight.stage, now, chained))
+        saved = self._save([o.flight.session for o in applied])
+        for outcome in applied:
+            if outcome.flight.session.id not in saved:
                 self._retry_lost(outcome, now)
                 continue
             self._report(outcome)
+        for session, stage, attempt in chained:
+            if session.id not in saved:
+                continue
+            if attempt is None:
+                self._count(self.summary.skipped, stage)
+                self.reporter.event("skipped", session, stage, None)
+            else:
+                self._submit(session, stage, attempt)
+
+    def _chain(
+        self,
+        session: Session,
+        stage: Stage,
+        now: datetime,
+        planned: list[tuple[Session, Stage, int | None]],
+    ) -> list[tuple[Session, Stage, int | None]]:
+        """Starts (or skips) the stages after ``stage`` on the same aggregate, while they are
+        ours to run, due, and there is room for them."""
+        chain: list[tuple[Session, Stage, int | None]] = []
+        company = self.companies.get(session.company_id)
+        if company is None or not company.is_active:
+            return chain
+        nxt = stage.next
+        while nxt is not None and nxt in self.processors and session.is_due(nxt, now):
+            if session.skip_reason(nxt) and session.stages[nxt].status is Status.PENDING:
+                session.skip_stage(nxt, session.skip_reason(nxt) or "", now)
+                chain.append((session, nxt, None))
+                nxt = nxt.next
+                continue
+            busy = sum(1 for k in self.in_flight if k[1] is nxt) + sum(
+                1 for _, st, a in [*planned, *chain] if st is nxt and a is not None
+            )
+            if busy >= 2 * self.config.for_stage(nxt).concurrency:
+                break  # the edge trigger brings it back when there is room
+            lease = now + timedelta(seconds=self.config.for_stage(nxt).lease_seconds)
+            chain.append(
+                (session, nxt, session.start_stage(nxt, self.config.worker_id, lease, now))
+            )
+            break
+        return chain
 
     def _apply(self, session: Session, outcome: Outcome, now: datetime) -> None:
         flight = outcome.flight

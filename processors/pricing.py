@@ -169,7 +169,7 @@ def _entry(raw: Any, index: int, label: str) -> Price:
 
 def _usd(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise PriceTableError(f"{where} must be a number (a string such as \"0.15\" is exact)")
+        raise PriceTableError(f'{where} must be a number (a string such as "0.15" is exact)')
     try:
         amount = Decimal(value)
     except InvalidOperation:

@@ -156,6 +156,9 @@ class AnalyticsProjection:
         if new:
             conn.execute(insert(session_questions), new)
 
+    def forget(self) -> None:
+        """Nothing is kept between pages."""
+
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(ai_usage))
         conn.execute(delete(session_questions))

@@ -20,6 +20,8 @@ from uuid import UUID
 from sqlalchemy import Connection
 
 Row = tuple[Any, ...]
+COPY_THRESHOLD = 500
+"""From this many rows on, COPY into a staging table beats a pipelined executemany."""
 
 
 def _sqlite_dt(value: datetime | None) -> str | None:
@@ -101,7 +103,18 @@ class BulkTable:
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
         conflict = f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}"
         if conn.dialect.name == "postgresql":
-            self._pg_upsert(conn, rows, cols, conflict)
+            if len(rows) >= COPY_THRESHOLD:
+                self._pg_upsert(conn, rows, cols, conflict)
+            else:
+                marks = ", ".join(["%s"] * len(self.columns))
+                json_cols = {i for i, t in enumerate(self.types) if t == "json"}
+                conn.exec_driver_sql(
+                    f"INSERT INTO {self.name} ({cols}) VALUES ({marks}) {conflict}",
+                    [
+                        tuple(_json(v) if i in json_cols else v for i, v in enumerate(row))
+                        for row in rows
+                    ],
+                )
             return
         encoders = [SQLITE_ENCODE.get(t, _same) for t in self.types]
         marks = ", ".join("?" * len(self.columns))
@@ -139,9 +152,10 @@ class BulkTable:
             return []
         cols = ", ".join(self.columns)
         if conn.dialect.name == "postgresql":
+            # IN with one parameter per key: psycopg dumps a UUID array in Python, slowly.
+            marks = ", ".join(["%s"] * len(keys))
             result = conn.exec_driver_sql(
-                f"SELECT {cols} FROM {self.name} WHERE {column} = ANY(%(keys)s)",
-                {"keys": list(keys)},
+                f"SELECT {cols} FROM {self.name} WHERE {column} IN ({marks})", tuple(keys)
             )
             return [
                 tuple(json.loads(v) if t == "json" and isinstance(v, str) else v

@@ -119,6 +119,9 @@ class CompanyProjection:
             ("run_id", "row_number"),
         )
 
+    def forget(self) -> None:
+        """Nothing is kept between pages."""
+
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(import_rejections))
         conn.execute(delete(import_runs))

@@ -30,6 +30,9 @@ class Projection(Protocol):
     def clear(self, conn: Connection) -> None:
         """Deletes everything this projection wrote, for a rebuild."""
 
+    def forget(self) -> None:
+        """Drops what the projection remembers between pages (another writer moved it)."""
+
 
 @dataclass(frozen=True)
 class Lag:
@@ -66,6 +69,10 @@ class ProjectionRunner:
         self.projections = {p.name: p for p in projections}
         self.page_size = page_size
         self.listeners: list[PageListener] = []
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="ld-read")
+        self._applied_to: dict[str, int] = {}
+        """Where each projection stood after this runner's last commit: its in-memory state is
+        only trusted when the next page starts exactly there."""
 
     # ---------------------------------------------------------------- reading
     def position(self, name: str) -> int:
@@ -91,27 +98,32 @@ class ProjectionRunner:
         applied, so the database's answer time overlaps Python's work.
         """
         total = 0
+        reader = self._reader
         for name in names or list(self.projections):
-            with ThreadPoolExecutor(1, thread_name_prefix="ld-read") as reader:
-                start = self.position(name)
-                ahead: Future[Page] = reader.submit(self._read, name, start)
-                pages = 0
-                while max_pages is None or pages < max_pages:
-                    page = ahead.result()
-                    if not page.notifications:
-                        break
-                    end = page.notifications[-1].id
+            start = self.position(name)
+            page = self._read(name, start)
+            pages = 0
+            while page.notifications and (max_pages is None or pages < max_pages):
+                end = page.notifications[-1].id
+                ahead: Future[Page] | None = None
+                if len(page.notifications) == self.page_size:  # more may follow: read ahead
                     ahead = reader.submit(self._read, name, end)
-                    if self._apply(name, start, page):
-                        total += len(page.events)
-                        start = end
-                    else:  # another runner moved this projection: read from where it is now
+                if self._apply(name, start, page):
+                    total += len(page.events)
+                    start = end
+                else:  # another runner moved this projection: read from where it is now
+                    if ahead is not None:
                         ahead.cancel()
-                        start = self.position(name)
-                        ahead = reader.submit(self._read, name, start)
-                    pages += 1
-                ahead.cancel()
+                    start = self.position(name)
+                    ahead = reader.submit(self._read, name, start)
+                pages += 1
+                if ahead is None:
+                    break
+                page = ahead.result()
         return total
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=False, cancel_futures=True)
 
     def follow(self, stop: threading.Event, wake: threading.Event, poll_interval: float) -> None:
         """Keeps every projection caught up until ``stop``: woken early by ``wake`` (NOTIFY on
@@ -141,11 +153,20 @@ class ProjectionRunner:
 
     def _apply(self, name: str, start: int, page: Page) -> bool:
         """One transaction: the page's effects and the new position, or nothing at all."""
+        projection = self.projections[name]
+        if self._applied_to.get(name) != start:
+            projection.forget()  # what it remembers is from before another writer's pages
+        self._applied_to.pop(name, None)
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                # A projection is rebuilt from the log, and its position commits with its rows:
+                # after a crash both roll back together. No need to wait for the WAL flush.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             if self._position(conn, name, lock=True) != start:
                 return False
-            self.projections[name].apply(conn, page.events)
+            projection.apply(conn, page.events)
             self._set_position(conn, name, start, page.notifications[-1].id, len(page.events))
+        self._applied_to[name] = page.notifications[-1].id
         for listener in self.listeners:
             listener(name, page.events)
         return True
@@ -180,6 +201,7 @@ class ProjectionRunner:
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
             self._position(conn, name, lock=True)
             projection.clear(conn)
+            projection.forget()
             conn.execute(delete(projection_tracking).where(projection_tracking.c.name == name))
         return self.catch_up([name])
 

@@ -6,7 +6,7 @@ construction the fold of the events; only the batching and the SQL are its own.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,8 +96,19 @@ def row_from_state(session_id: UUID, tracked: _Tracked, stage: Stage) -> Row:
 
 
 class StatusProjection:
+    """Keeps the rows it wrote last in memory (an LRU of sessions): the next page of a busy
+    pipeline touches the same sessions again, and reading them back would cost a query per
+    page. The runner calls ``forget`` whenever another writer moved the projection."""
+
     name = "session_status"
     topics = tuple(cls.TOPIC for cls in STATUS_EVENTS)
+
+    def __init__(self, cache_sessions: int = 20_000) -> None:
+        self.cache_sessions = cache_sessions
+        self._cache: OrderedDict[UUID, _Tracked] = OrderedDict()
+
+    def forget(self) -> None:
+        self._cache.clear()
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         tracked = self._load(conn, {e.originator_id for e in events})
@@ -125,10 +136,27 @@ class StatusProjection:
             if isinstance(event, Session.SourceRowChanged):
                 changed_rows[sid] = _session_row(sid, t.company_id, event.row, event.timestamp)
         self._write(conn, tracked, new_sessions, changed_rows)
+        self._remember(tracked)
+
+    def _remember(self, tracked: dict[UUID, _Tracked]) -> None:
+        for sid, t in tracked.items():
+            self._cache[sid] = t
+            self._cache.move_to_end(sid)
+        while len(self._cache) > self.cache_sessions:
+            self._cache.popitem(last=False)
 
     def _load(self, conn: Connection, ids: set[UUID]) -> dict[UUID, _Tracked]:
         tracked: dict[UUID, _Tracked] = {}
-        for row in STAGE_ROWS.load(conn, "session_id", sorted(ids)):
+        missing = []
+        for sid in ids:
+            cached = self._cache.get(sid)
+            if cached is None:
+                missing.append(sid)
+                continue
+            cached.before = {stage: state.status for stage, state in cached.stages.items()}
+            cached.touched = set()
+            tracked[sid] = cached
+        for row in STAGE_ROWS.load(conn, "session_id", sorted(missing)):
             t = tracked.get(row[0])
             if t is None:
                 t = _Tracked(row[2], row[3], new_states(), {})

@@ -24,12 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
+    TranscriptServer,
     csv_text,
     database,
     fill_status_tables,
     full_pipeline_log,
     machine,
     percentile,
+    pipeline_csv,
     stats,
 )
 
@@ -41,9 +43,21 @@ from processors.csv_import import file_reader, run_import
 from projections.queries import status_report
 
 SIZES = {
-    "tiny": {"import": 300, "catchup": 200, "status": 2_000, "history": 50},
-    "quick": {"import": 5_000, "catchup": 3_000, "status": 10_000, "history": 200},
-    "full": {"import": 100_000, "catchup": 30_000, "status": 1_000_000, "history": 1_000},
+    "tiny": {"import": 300, "catchup": 200, "status": 2_000, "history": 50, "pipeline": 100},
+    "quick": {
+        "import": 5_000,
+        "catchup": 3_000,
+        "status": 10_000,
+        "history": 200,
+        "pipeline": 2_000,
+    },
+    "full": {
+        "import": 100_000,
+        "catchup": 30_000,
+        "status": 1_000_000,
+        "history": 1_000,
+        "pipeline": 20_000,
+    },
 }
 
 
@@ -130,11 +144,107 @@ def bench_history(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
         }
 
 
+def bench_pipeline(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
+    """CSV → SESSION_CREATION through the real daemon, transcripts from a local HTTP server."""
+    import io
+    import threading
+
+    from cli.cmd_run import build_processors, stage_configs
+    from cli.context import State
+    from cli.runtime import events_table
+    from cli.settings import Settings
+    from domain.session import Session
+    from domain.stages import Stage
+    from processors.daemon import Daemon, DaemonConfig
+    from processors.notify import PgListener
+    from processors.reporting import JsonLogReporter
+
+    rates, handoffs = [], []
+    for _ in range(runs):
+        with (
+            TranscriptServer() as server,
+            database(kind, tmp) as url,
+            Runtime.open(url, create=True) as rt,
+        ):
+            path = Path(tmp) / f"pipeline-{n}.csv"
+            path.write_text(pipeline_csv(n, server.url), encoding="utf-8")
+            company = rt.app.register_company(Company.register("Pipe", str(path), utc_now()))
+            run_import(rt.app, rt.runner, company, file_reader(path), utc_now)
+            rt.runner.catch_up()
+            stages = (Stage.TRANSCRIPT_FETCH, Stage.SESSION_CREATION)
+            configs = stage_configs(
+                120.0, {}, {Stage.TRANSCRIPT_FETCH: 32, Stage.SESSION_CREATION: 4}
+            )
+            state = State(Settings(database_url=url), {})
+            config = DaemonConfig(
+                worker_id="bench",
+                stages=stages,
+                stage_configs=configs,
+                until_idle=True,
+                idle_horizon=0,
+                poll_interval=0.05 if kind == "sqlite" else 1.0,
+                level_interval=2.0,
+            )
+            daemon = Daemon(
+                rt.app,
+                rt.runner,
+                build_processors(state, configs),
+                config,
+                utc_now,
+                JsonLogReporter(io.StringIO()),
+            )
+            listener = None
+            if kind == "postgres":
+                listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
+            t = time.perf_counter()
+            daemon.run()
+            wall = time.perf_counter() - t
+            if listener:
+                listener.stop()
+            first_start = None
+            last_done = None
+            lat = []
+            from sqlalchemy import select
+
+            from projections.schema import sessions as st
+
+            with rt.engine.connect() as conn:
+                ids = [r[0] for r in conn.execute(select(st.c.session_id))]
+            for sid in ids:
+                done_fetch = None
+                for e in rt.app.session_events(sid):
+                    if isinstance(e, Session.StageStarted) and e.stage is Stage.TRANSCRIPT_FETCH:
+                        first_start = min(first_start or e.timestamp, e.timestamp)
+                    if isinstance(e, Session.StageCompleted) and e.stage is Stage.TRANSCRIPT_FETCH:
+                        done_fetch = e.timestamp
+                    if (
+                        isinstance(e, Session.StageStarted)
+                        and e.stage is Stage.SESSION_CREATION
+                        and done_fetch
+                    ):
+                        lat.append((e.timestamp - done_fetch).total_seconds() * 1000)
+                    if isinstance(e, Session.StageCompleted) and e.stage is Stage.SESSION_CREATION:
+                        last_done = max(last_done or e.timestamp, e.timestamp)
+            assert len(lat) == n, (len(lat), n)
+            busy = (last_done - first_start).total_seconds()
+            rates.append(n / busy)
+            handoffs.extend(lat)
+            del wall, threading
+    return {
+        "sessions": n,
+        "sessions_per_s": stats(rates),
+        "handoff_ms": {
+            p: percentile(handoffs, q) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))
+        },
+    }
+
+
 BENCHES = {
     "import": bench_import,
     "catchup": bench_catchup,
     "status": bench_status,
     "history": bench_history,
+    "pipeline": bench_pipeline,
 }
 
 
@@ -197,6 +307,11 @@ def summarise(results: dict[str, Any]) -> None:
     if "history" in d:
         first = next(iter(d["history"].values()))
         results["history_ms"] = first["history_ms"]
+    if "pipeline" in d:
+        results["pipeline_sessions_per_s"] = {
+            k: v["sessions_per_s"]["median"] for k, v in d["pipeline"].items()
+        }
+        results["handoff_ms"] = {k: v["handoff_ms"] for k, v in d["pipeline"].items()}
     m = results["machine"]
     print(
         f"\nmachine: {m['cpu']} x{m['cores']}, Python {m['python']}, PostgreSQL {m['postgres']}, SQLite {m['sqlite']}"

@@ -256,3 +256,65 @@ def fill_status_tables(engine: Any, n: int) -> None:
             "SELECT company_id, stage, status, count(*) FROM session_stage_status "
             "GROUP BY company_id, stage, status"
         )
+
+
+class TranscriptServer:
+    """A keep-alive HTTP server on 127.0.0.1 that answers every GET with one transcript."""
+
+    BODY = (
+        b"[01.10.2026 10:00:00] User: Hoi, ik ben ziek. Wie moet ik bellen?\n"
+        b"[01.10.2026 10:00:04] Assistant: Wat vervelend! Meld je ziek bij je leidinggevende.\n"
+        b"Je kunt ook de HR-lijn bellen.\n"
+        b"[01.10.2026 10:01:10] User: Moet ik een doktersbriefje hebben?\n"
+        b"[01.10.2026 10:01:12] Assistant: Nee, pas vanaf de derde ziektedag.\n"
+    )
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        body = self.BODY
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                server.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> TranscriptServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def pipeline_csv(n: int, base_url: str, seed: int = 5) -> str:
+    rng = __import__("random").Random(seed)
+    lines = []
+    for i in range(n):
+        sid = uuid.UUID(int=rng.getrandbits(128), version=4)
+        lines.append(
+            f"{sid},01.10.2026 10:00:00,01.10.2026 10:05:00,192.0.2.{i % 250},NL,Dutch,2,happy,no,"
+            f"no,{base_url}/t/{sid}.txt,2.5,{i},0.0010,General,hoi\n"
+        )
+    return "".join(lines)

@@ -19,22 +19,24 @@ from domain.stages import STAGE_ORDER, Status
 from projections.schema import sessions as sessions_table
 from tests.conftest import LIVEDASH, REPO, fresh_pg_database
 from tests.harness import folded_overview, folded_rows, overview_counts, projected_rows, runtime
+from tests.servers import RouteServer, text
 
 N = 500
+FETCH_DELAY = 0.15  # seconds per transcript: 500 fetches at 8 at a time take ~10 s
 
 
-def write_export(folder: Path, n: int) -> Path:
-    (folder / "transcripts").mkdir()
+def write_export(folder: Path, n: int, server: RouteServer) -> Path:
+    """Transcripts come from a slow local server, so every kill lands with fetches in flight."""
     lines = []
     for i in range(n):
         sid = f"k-{i:04d}"
-        url = "" if i % 25 == 0 else f"transcripts/{sid}.txt"
-        if url and i % 50 != 7:  # every 50th (from 7) has a URL but no file: a dead failure
-            (folder / url).write_text(
+        url = "" if i % 25 == 0 else server.url(f"/{sid}.txt")
+        if url and i % 50 != 7:  # every 50th (from 7) has a URL but the server 404s: a dead failure
+            server.routes[f"/{sid}.txt"] = text(
                 f"[01.10.2026 10:{i % 60:02d}:00] User: Hoi, ik ben ziek. Wie moet ik bellen?\n"
                 f"[01.10.2026 10:{i % 60:02d}:05] Assistant: Bel je leidinggevende.\n"
                 "Of mail hr@example.com.\n",
-                encoding="utf-8",
+                delay=FETCH_DELAY,
             )
         lines.append(
             f"{sid},01.10.2026 10:00:00,01.10.2026 10:30:00,192.0.2.1,NL,Dutch,1,happy,no,no,"
@@ -50,6 +52,7 @@ def cli(url: str, *args: str, **kw: object) -> subprocess.Popen[bytes]:
         **{k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")},
         "LIVEDASH_DATABASE_URL": url,
         "LIVEDASH_LEASE_SECONDS": "4",
+        "LIVEDASH_FETCH_ALLOW_HOSTS": "127.0.0.1",
         "PYTHONPATH": str(REPO),
     }
     return subprocess.Popen(
@@ -65,7 +68,12 @@ def run_ok(url: str, *args: str) -> str:
 
 
 def check_after_kills(url: str, tmp: Path) -> None:
-    export = write_export(tmp, N)
+    with RouteServer() as server:
+        _check_after_kills(url, tmp, server)
+
+
+def _check_after_kills(url: str, tmp: Path, server: RouteServer) -> None:
+    export = write_export(tmp, N, server)
     run_ok(url, "init")
     run_ok(
         url, "company", "add", "Kill", "--csv-url", str(export), "--timezone", "Europe/Amsterdam"
@@ -114,7 +122,7 @@ def check_after_kills(url: str, tmp: Path) -> None:
                 state = s.stages[stage]
                 assert state.status is not Status.IN_PROGRESS, (s.external_id, stage)
                 if state.status is Status.FAILED:
-                    assert state.error_type == "not_found", (s.external_id, stage, state.error_type)
+                    assert state.error_type == "http_404", (s.external_id, stage, state.error_type)
             final_stage = s.stages[STAGE_ORDER[-1]].status
             fetch = s.stages[STAGE_ORDER[1]]
             assert (
