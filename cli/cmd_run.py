@@ -122,7 +122,7 @@ def build_analyser(
             err_console.print(
                 "[dim]AI analysis: offline analyser (OPENAI_API_KEY is not set; "
                 "set it or LIVEDASH_AI_PROVIDER=openai for OpenAI)[/dim]",
-                highlight=False,
+                soft_wrap=True,
             )
         return offline, None
     stage_timeout = (configs or {}).get(Stage.AI_ANALYSIS, StageConfig()).timeout

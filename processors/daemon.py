@@ -48,6 +48,14 @@ class StageConfig:
     timeout: float = 60.0
     lease_seconds: float = 120.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    queue_depth: int = 32
+    """Claimed work that may wait in the pool's queue beyond the running slots."""
+
+    @property
+    def max_in_flight(self) -> int:
+        """Running plus queued claims: a fast stage (parsing takes a millisecond) must not
+        wait a whole loop turn for its next batch, so at least `queue_depth` wait in line."""
+        return self.concurrency + max(self.concurrency, self.queue_depth)
 
     def __post_init__(self) -> None:
         if self.timeout >= self.lease_seconds:
@@ -169,6 +177,7 @@ class Daemon:
         try:
             while True:
                 self.wake.clear()
+                began = time.monotonic()
                 self._tick()
                 if self._stopping:
                     self._drain()
@@ -176,9 +185,14 @@ class Daemon:
                     break
                 if self.config.until_idle and self._idle():
                     break
-                if self.wake.wait(self._wait_time()) and self.config.batch_window:
-                    time.sleep(self.config.batch_window)
+                if self.wake.wait(self._wait_time()):
+                    # A turn lasts at least the batch window, so one transaction carries many
+                    # outcomes; a turn that already took that long gathered them meanwhile.
+                    rest = self.config.batch_window - (time.monotonic() - began)
+                    if rest > 0:
+                        time.sleep(rest)
         finally:
+            self._record_usages()  # paid answers that came in during the last turn
             self.runner.catch_up()  # leave every projection up to date
             for pool in self.pools.values():
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -203,7 +217,6 @@ class Daemon:
         if now_mono - self._last_others >= self.config.other_projections_interval:
             self._last_others = now_mono
             self.runner.catch_up([n for n in self.runner.projections if n != STATUS])
-        self._record_usages()
         if self._collect_results():
             self.runner.catch_up(status)  # the outcomes just written name the next candidates
         if not self._stopping:
@@ -268,9 +281,7 @@ class Daemon:
         for stage, queue in self.candidates.items():
             self.zombies[stage] = {f for f in self.zombies[stage] if not f.done()}
             busy = len(self.zombies[stage]) + sum(1 for k in self.in_flight if k[1] is stage)
-            # Claim up to twice the concurrency: the second half waits in the pool's queue, so
-            # a fast stage is never starved between two turns of the loop.
-            free = 2 * self.config.for_stage(stage).concurrency - busy
+            free = self.config.for_stage(stage).max_in_flight - busy
             picked: list[UUID] = []
             while (
                 queue and len(picked) < max(0, free) * 2 and len(picked) < self.config.claim_batch
@@ -376,6 +387,9 @@ class Daemon:
             if outcome.flight.abandoned:
                 continue  # its timeout was already recorded; the late answer is dropped
             outcomes.append(outcome)
+        # A worker hands in its paid responses before its outcome: drained after the outcomes,
+        # the usages of every outcome above are here, and are written just before it.
+        self._record_usages()
         now_mono = time.monotonic()
         for flight in list(self.in_flight.values()):
             running = flight.started is not None and not flight.future.done()
@@ -447,7 +461,7 @@ class Daemon:
             busy = sum(1 for k in self.in_flight if k[1] is nxt) + sum(
                 1 for _, st, a in [*planned, *chain] if st is nxt and a is not None
             )
-            if busy >= 2 * self.config.for_stage(nxt).concurrency:
+            if busy >= self.config.for_stage(nxt).max_in_flight:
                 break  # the edge trigger brings it back when there is room
             lease = now + timedelta(seconds=self.config.for_stage(nxt).lease_seconds)
             chain.append(
@@ -525,7 +539,7 @@ class Daemon:
         # Whatever is still running keeps its lease; it expires and is retried elsewhere.
 
     def _idle(self) -> bool:
-        if self.in_flight or any(self.candidates.values()):
+        if self.in_flight or any(self.candidates.values()) or not self.usages.empty():
             return False
         now = self.clock()
         active = [cid for cid, c in self.companies.items() if c.is_active]

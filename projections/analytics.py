@@ -63,6 +63,7 @@ def _row_fields(row: Any) -> dict[str, Any]:
 class AnalyticsProjection:
     name = "analytics"
     topics = tuple(cls.TOPIC for cls in ANALYTICS_EVENTS)
+    tables: tuple[str, ...] = (analytics_sessions.name, session_questions.name, ai_usage.name)
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         ids = sorted({e.originator_id for e in events})

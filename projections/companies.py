@@ -23,6 +23,7 @@ COMPANY_EVENTS: tuple[type[Any], ...] = (
 class CompanyProjection:
     name = "companies"
     topics = tuple(cls.TOPIC for cls in COMPANY_EVENTS)
+    tables: tuple[str, ...] = (companies.name, import_runs.name, import_rejections.name)
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         for event in events:

@@ -23,6 +23,8 @@ Event = DomainEventProtocol[Any]
 class Projection(Protocol):
     name: str
     topics: tuple[str, ...]
+    tables: tuple[str, ...]
+    """The tables it writes: the runner refreshes their planner statistics as they grow."""
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         """Applies a whole page, set-based, inside the caller's transaction."""
@@ -71,6 +73,9 @@ class ProjectionRunner:
         self.listeners: list[PageListener] = []
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ld-read")
         self._applied_to: dict[str, int] = {}
+        self._grown: dict[str, int] = {}
+        """Events applied per projection since its tables' statistics were last refreshed."""
+        self._analyze_at: dict[str, int] = {}
         """Where each projection stood after this runner's last commit: its in-memory state is
         only trusted when the next page starts exactly there."""
 
@@ -100,8 +105,16 @@ class ProjectionRunner:
         total = 0
         reader = self._reader
         for name in names or list(self.projections):
-            start = self.position(name)
+            # Where this runner left it is a hint that saves a query; `_apply` checks it under
+            # the tracking row's lock and re-reads the position when another runner moved it.
+            hint = self._applied_to.get(name)
+            start = self.position(name) if hint is None else hint
             page = self._read(name, start)
+            if hint is not None and not page.notifications:
+                # Nothing after the hint: make sure nobody moved the projection back (rebuild).
+                start = self.position(name)
+                if start != hint:
+                    page = self._read(name, start)
             pages = 0
             while page.notifications and (max_pages is None or pages < max_pages):
                 end = page.notifications[-1].id
@@ -120,7 +133,28 @@ class ProjectionRunner:
                 if ahead is None:
                     break
                 page = ahead.result()
+            self._refresh_statistics(name, total)
         return total
+
+    ANALYZE_FIRST = 1_000
+    ANALYZE_MAX_GAP = 500_000
+
+    def _refresh_statistics(self, name: str, applied: int) -> None:
+        """ANALYZE a projection's tables after 1k applied events, then each time the count
+        doubles (at least every 500k). PostgreSQL's autovacuum waits a minute and 10% growth;
+        until then a table filled from empty keeps the "one row" estimate, and the daemon's
+        due-work queries pick nested loops that cost 100× (measured: 215 ms against 2 ms)."""
+        grown = self._grown.get(name, 0) + applied
+        self._grown[name] = grown
+        threshold = self._analyze_at.get(name, self.ANALYZE_FIRST)
+        if grown < threshold or self.engine.dialect.name != "postgresql":
+            return
+        tables = getattr(self.projections[name], "tables", ())
+        if tables:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for table in tables:
+                    conn.exec_driver_sql(f'ANALYZE "{table}"')
+        self._analyze_at[name] = grown + min(max(grown, self.ANALYZE_FIRST), self.ANALYZE_MAX_GAP)
 
     def close(self) -> None:
         self._reader.shutdown(wait=False, cancel_futures=True)
@@ -203,6 +237,7 @@ class ProjectionRunner:
             projection.clear(conn)
             projection.forget()
             conn.execute(delete(projection_tracking).where(projection_tracking.c.name == name))
+        self._applied_to.pop(name, None)
         return self.catch_up([name])
 
     # -------------------------------------------------------------------- lag

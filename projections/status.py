@@ -102,6 +102,7 @@ class StatusProjection:
 
     name = "session_status"
     topics = tuple(cls.TOPIC for cls in STATUS_EVENTS)
+    tables: tuple[str, ...] = (session_stage_status.name, pipeline_overview.name, sessions.name)
 
     def __init__(self, cache_sessions: int = 20_000) -> None:
         self.cache_sessions = cache_sessions

@@ -67,11 +67,18 @@ def _position(url: str) -> tuple[int, int]:
 
 
 def _kill_and_restart(url: str, kills: int, rng: random.Random) -> list[tuple[int, int]]:
-    """Kills catch-up processes at random moments; returns (position, head) after each kill."""
+    """Kills catch-up processes once they have moved the position on (plus a random moment),
+    so each kill lands inside a catch-up however fast it runs; returns (position, head)."""
     seen = []
     for _ in range(kills):
+        before, _head = _position(url)
         proc = _catch_up_process(url)
-        time.sleep(rng.uniform(1.2, 2.5))  # interpreter start is ~1 s; then pages are applied
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _position(url)[0] > before:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -167,7 +167,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 def test_every_paid_response_is_one_usage_event(run: Run) -> None:
     recorded = [e.usage for events in run.usages.values() for e in events]
     paid = run.server.paid_responses()
-    assert len(recorded) == len(paid)
+    missing = {p.request_id for p in paid} - {str(u.request_id) for u in recorded}
+    assert len(recorded) == len(paid), [p.content for p in paid if p.request_id in missing]
     assert sorted(str(u.request_id) for u in recorded) == sorted(p.request_id for p in paid)
 
 
