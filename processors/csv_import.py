@@ -241,8 +241,13 @@ class CsvSchedule:
         self.last_run: dict[UUID, float] = {}
         self.thread: threading.Thread | None = None
 
+    @property
+    def busy(self) -> bool:
+        """An import is running: `run --until-idle` waits for the sessions it brings."""
+        return self.thread is not None and self.thread.is_alive()
+
     def __call__(self) -> None:
-        if self.thread is not None and self.thread.is_alive():
+        if self.busy:
             return
         now = time.monotonic()
         due = []

@@ -541,6 +541,8 @@ class Daemon:
     def _idle(self) -> bool:
         if self.in_flight or any(self.candidates.values()) or not self.usages.empty():
             return False
+        if any(getattr(job, "busy", False) for job in self.scheduled):
+            return False
         now = self.clock()
         active = [cid for cid, c in self.companies.items() if c.is_active]
         with self.runner.engine.connect() as conn:
