@@ -24,6 +24,7 @@ from domain.csv_rows import (
     parse_csv,
     parse_european_datetime,
 )
+from tests.conftest import SAMPLE_CSV
 
 SAMPLE = """\
 a068d62a-439b-4d70-924f-3d45ffba673b,30.04.2025 11:38:14,30.04.2025 11:38:14,31.176.221.57,BA,,1,,,,https://proto.notso.ai/jumbo/chats/a068d62a-439b-4d70-924f-3d45ffba673b.txt,2.051,6470,0.0009,,test
@@ -151,11 +152,12 @@ def test_sample_times_are_wall_clock_in_the_company_timezone() -> None:
         assert utc_row.end_time.utcoffset() == timedelta(0)
 
 
-def test_shared_sample_file_matches_the_embedded_copy() -> None:
-    if not SHARED_SAMPLE.exists():
-        pytest.skip("shared sample not available")
-    parsed = parse_csv(SHARED_SAMPLE.read_bytes())
-    assert parsed.rows == parse_csv(SAMPLE).rows
+def test_bundled_sample_file_matches_the_embedded_copy() -> None:
+    """The bundled file is a byte copy of the shared sample (compared too where it exists)."""
+    bundled = SAMPLE_CSV.read_bytes()
+    assert parse_csv(bundled).rows == parse_csv(SAMPLE).rows
+    if SHARED_SAMPLE.exists():
+        assert SHARED_SAMPLE.read_bytes() == bundled
 
 
 # ------------------------------------------------------------------------------ value rules
