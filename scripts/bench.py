@@ -1,11 +1,14 @@
 """LiveDash benchmarks: prints a table and writes bench-results.json at the repository root.
 
-    python scripts/bench.py --size quick          # small sizes, a couple of minutes
-    python scripts/bench.py --size full           # the sizes the issues name
+    python scripts/bench.py --size quick          # small sizes, under two minutes
+    python scripts/bench.py --size full           # the sizes the issues name (takes long)
     python scripts/bench.py --only import,catchup --databases postgres
+    python scripts/bench.py --size tiny --runs 1 --output /tmp/b.json   # the smoke test
 
-Every figure is the median of --runs runs (min and max kept). Numbers, not assertions: the
-test suite only runs this at a tiny size so the script never rots.
+Every figure is the median of --runs runs (min and max kept). Each bench creates its own
+databases: SQLite files under --sqlite-dir, PostgreSQL databases on the server of
+--postgres-url (created and dropped again). Numbers, not assertions: the test suite only runs
+this at a tiny size so the script never rots.
 """
 
 from __future__ import annotations
@@ -16,49 +19,77 @@ import random
 import sys
 import tempfile
 import time
+import traceback
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchlib
+from bench_pipeline import bench_pipeline, bench_rss, bench_trickle
+from bench_report import print_table, summarise
+from bench_state_table import StateTable, run_workload
 from benchlib import (
-    TranscriptServer,
     csv_text,
     database,
     fill_status_tables,
     full_pipeline_log,
     machine,
     percentile,
-    pipeline_csv,
+    source_row,
     stats,
 )
 
 from cli.runtime import Runtime
 from domain.company import Company
 from domain.history import describe
+from domain.session import Session
+from domain.stages import WORKER_STAGES, Status
 from processors.clock import utc_now
 from processors.csv_import import file_reader, run_import
-from projections.queries import status_report
+from projections.queries import overview, status_report
 
-SIZES = {
-    "tiny": {"import": 300, "catchup": 200, "status": 2_000, "history": 50, "pipeline": 100},
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "import": 300,
+        "catchup": 200,
+        "transitions": 100,
+        "overview": [1_000],
+        "history": 50,
+        "pipeline": 100,
+        "trickle": 40,
+        "ai": {"duration": 2.0, "sessions": 64, "limited_runs": 1},
+        "rss": 200,
+    },
     "quick": {
-        "import": 5_000,
-        "catchup": 3_000,
-        "status": 10_000,
+        "import": 3_000,
+        "catchup": 2_000,
+        "transitions": 300,
+        "overview": [10_000],
         "history": 200,
-        "pipeline": 2_000,
+        "pipeline": 1_000,
+        "trickle": 100,
+        "ai": {"duration": 6.0, "sessions": 192, "limited_runs": 1},
+        "rss": 2_000,
     },
     "full": {
         "import": 100_000,
         "catchup": 30_000,
-        "status": 1_000_000,
+        "transitions": 3_000,
+        "overview": [10_000, 100_000, 1_000_000],
         "history": 1_000,
         "pipeline": 20_000,
+        "trickle": 1_000,
+        "ai": {"duration": 30.0, "sessions": 960, "limited_runs": 3},
+        "rss": 100_000,
     },
 }
+CLAIM_BATCH = 200
+"""Sessions per claim in the transitions bench (the daemon claims up to 500 at a time)."""
 
 
 def bench_import(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
@@ -81,6 +112,7 @@ def bench_catchup(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
         written = full_pipeline_log(rt, uuid.uuid4(), n)
         topics = rt.runner.projections["session_status"].topics
         rates, decode_rates = [], []
+        applied = 0
         for _ in range(runs):
             t = time.perf_counter()
             applied = rt.runner.rebuild("session_status")
@@ -106,29 +138,190 @@ def bench_catchup(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
         }
 
 
-def bench_status(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
-    with database(kind, tmp) as url, Runtime.open(url, create=True) as rt:
+# ------------------------------------------------------------ transitions
+def bench_transitions(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
+    """The same workload through both designs in the same database: n sessions × 4 worker
+    stages × (start, complete). Only those 8n transitions are timed; creating the sessions
+    (our Imported event; the baseline's five rows) is set-up for both and timed apart."""
+    es: list[float] = []
+    es_setup: list[float] = []
+    st: list[float] = []
+    st_setup: list[float] = []
+    chained: list[float] = []
+    for run in range(runs):
+        with database(kind, tmp) as url, Runtime.open(url, create=True) as rt:
+            # Rotate which design goes first, so none always gets the coldest cache.
+            order: list[Callable[[], None]] = [
+                lambda: _collect(es, es_setup, _event_sourced(rt, n)),
+                lambda: _collect(st, st_setup, _state_table(url, n)),
+                lambda: _collect(chained, [], _event_sourced_chained(rt, n)),
+            ]
+            for step in order[run % 3 :] + order[: run % 3]:
+                step()
+    return {
+        "sessions": n,
+        "transitions": 8 * n,
+        "claim_batch": CLAIM_BATCH,
+        "state_table": {"transitions_per_s": stats(st), "setup_seconds": stats(st_setup)},
+        "event_sourced": {"transitions_per_s": stats(es), "setup_seconds": stats(es_setup)},
+        "event_sourced_chained": {"transitions_per_s": stats(chained)},
+        "ratio": stats(es)["median"] / stats(st)["median"],
+        "ratio_chained": stats(chained)["median"] / stats(st)["median"],
+    }
+
+
+def _collect(rates: list[float], setups: list[float], result: tuple[float, float]) -> None:
+    rates.append(result[0])
+    setups.append(result[1])
+
+
+def _clock() -> Callable[[], datetime]:
+    """Strictly increasing timestamps from now on, cheaper than reading the clock each time."""
+    t = [datetime.now(UTC)]
+
+    def now() -> datetime:
+        t[0] += timedelta(microseconds=1)
+        return t[0]
+
+    return now
+
+
+def _import_sessions(
+    rt: Runtime, n: int, now: Callable[[], datetime]
+) -> tuple[uuid.UUID, list[uuid.UUID], float]:
+    """Set-up, not measured: n Imported events (CSV_IMPORT done, the rest PENDING)."""
+    company = uuid.uuid4()
+    t = time.perf_counter()
+    ids: list[uuid.UUID] = []
+    for start in range(0, n, 500):
+        batch = [
+            Session.import_row(company, source_row(i, now()), "bench.csv", now())
+            for i in range(start, min(n, start + 500))
+        ]
+        rt.app.save_batch(batch)
+        ids.extend(s.id for s in batch)
+    rt.runner.catch_up()
+    return company, ids, time.perf_counter() - t
+
+
+def _event_sourced(rt: Runtime, n: int) -> tuple[float, float]:
+    """As the brief's daemon model: per batch and stage, claim (load, start each, one
+    transaction), then complete (one transaction); every projection caught up after each
+    write, so each transition is also projected."""
+    now = _clock()
+    company, ids, setup = _import_sessions(rt, n, now)
+    t = time.perf_counter()
+    for start in range(0, n, CLAIM_BATCH):
+        chunk = ids[start : start + CLAIM_BATCH]
+        for stage in WORKER_STAGES:
+            sessions = rt.app.get_sessions(chunk)
+            lease = now() + timedelta(minutes=2)
+            attempts = [s.start_stage(stage, "bench", lease, now()) for s in sessions]
+            rt.app.save_batch(sessions)
+            rt.runner.catch_up()
+            for s, attempt in zip(sessions, attempts, strict=True):
+                s.complete_stage(stage, attempt, now(), {"bench": True})
+            rt.app.save_batch(sessions)
+            rt.runner.catch_up()
+    elapsed = time.perf_counter() - t
+    _check_completed(rt, company, n)
+    return 8 * n / elapsed, setup
+
+
+def _event_sourced_chained(rt: Runtime, n: int) -> tuple[float, float]:
+    """What `livedash run` does within one daemon: a batch is loaded once, and completing
+    stage N starts stage N+1 in the same transaction (5 commits per batch instead of 8)."""
+    now = _clock()
+    company, ids, setup = _import_sessions(rt, n, now)
+    t = time.perf_counter()
+    for start in range(0, n, CLAIM_BATCH):
+        sessions = rt.app.get_sessions(ids[start : start + CLAIM_BATCH])
+        lease = now() + timedelta(minutes=2)
+        stage = WORKER_STAGES[0]
+        attempts = [s.start_stage(stage, "bench", lease, now()) for s in sessions]
+        rt.app.save_batch(sessions)
+        rt.runner.catch_up()
+        for i, stage in enumerate(WORKER_STAGES):
+            nxt = WORKER_STAGES[i + 1] if i + 1 < len(WORKER_STAGES) else None
+            for k, s in enumerate(sessions):
+                s.complete_stage(stage, attempts[k], now(), {"bench": True})
+                if nxt is not None:
+                    attempts[k] = s.start_stage(nxt, "bench", lease, now())
+            rt.app.save_batch(sessions)
+            rt.runner.catch_up()
+    elapsed = time.perf_counter() - t
+    _check_completed(rt, company, n)
+    return 8 * n / elapsed, setup
+
+
+def _check_completed(rt: Runtime, company: uuid.UUID, n: int) -> None:
+    with rt.engine.connect() as conn:
+        counts = overview(conn, company)
+    for stage in WORKER_STAGES:
+        assert counts[stage.value][Status.COMPLETED.value] == n, counts
+
+
+def _state_table(url: str, n: int) -> tuple[float, float]:
+    table = StateTable(url)
+    try:
+        table.create()
+        ids = [uuid.uuid4().hex for _ in range(n)]
         t = time.perf_counter()
-        fill_status_tables(rt.engine, n)
-        fill_s = time.perf_counter() - t
-        samples = []
-        for _ in range(max(runs, 5)):
+        table.initialise(ids, datetime.now(UTC))
+        setup = time.perf_counter() - t
+        t = time.perf_counter()
+        count = run_workload(table, ids, CLAIM_BATCH, _clock(), {"bench": True})
+        elapsed = time.perf_counter() - t
+        counts = table.overview()
+        for stage in WORKER_STAGES:
+            assert counts[stage.value].get("COMPLETED") == n, counts
+        return count / elapsed, setup
+    finally:
+        table.close()
+
+
+# --------------------------------------------------------------- overview
+def bench_overview(kind: str, sizes: list[int], runs: int, tmp: str) -> dict[str, Any]:
+    """Counts per stage × status at each size, both designs in one database filled in bulk
+    with the same status mix; also our whole `livedash status` report."""
+    out: dict[str, Any] = {"state_table": {}, "event_sourced": {}, "status_report": {}}
+    for n in sizes:
+        with database(kind, tmp) as url, Runtime.open(url, create=True) as rt:
+            fill_status_tables(rt.engine, n)
+            table = StateTable(url)
+            try:
+                table.create()
+                table.fill(n)
+                samples = max(runs, 5)
+                out["state_table"][str(n)] = _timed(samples, table.overview)
+            finally:
+                table.close()
             with rt.engine.connect() as conn:
-                t = time.perf_counter()
-                report = status_report(conn)
-                samples.append((time.perf_counter() - t) * 1000)
-            assert report.total_sessions == n, report.total_sessions
-        return {"sessions": n, "fill_seconds": fill_s, "status_query_ms": stats(samples)}
+                out["event_sourced"][str(n)] = _timed(samples, lambda: overview(conn))
+                out["status_report"][str(n)] = _timed(samples, lambda: status_report(conn))
+                assert status_report(conn).total_sessions == n
+    return out
 
 
+def _timed(samples: int, fn: Callable[[], object]) -> dict[str, float]:
+    fn()  # warm: the first call pays for parsing and the cold cache, not the design
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return stats(times)
+
+
+# ---------------------------------------------------------------- history
 def bench_history(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from projections.schema import sessions
+
     with database(kind, tmp) as url, Runtime.open(url, create=True) as rt:
         full_pipeline_log(rt, uuid.uuid4(), n)
         rt.runner.catch_up()
-        from sqlalchemy import select
-
-        from projections.schema import sessions
-
         with rt.engine.connect() as conn:
             ids = [r[0] for r in conn.execute(select(sessions.c.session_id)).all()]
         rng = random.Random(3)
@@ -140,192 +333,148 @@ def bench_history(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
             samples.append((time.perf_counter() - t) * 1000)
         return {
             "sessions": n,
+            "lookups": len(samples),
             "history_ms": {"p50": percentile(samples, 50), "p99": percentile(samples, 99)},
         }
 
 
-def bench_pipeline(kind: str, n: int, runs: int, tmp: str) -> dict[str, Any]:
-    """CSV → SESSION_CREATION through the real daemon, transcripts from a local HTTP server."""
-    import io
-    import threading
+# --------------------------------------------------------------------- AI
+def bench_ai(kind: str, size: dict[str, Any], runs: int, tmp: str) -> dict[str, Any]:
+    """AI_ANALYSIS against the fake OpenAI server (300 ms per answer): unlimited at 32
+    threads, and held to 600 requests/min by our rate limiter. No database involved."""
+    from bench_ai import limited, unlimited
 
-    from cli.cmd_run import build_processors, stage_configs
-    from cli.context import State
-    from cli.runtime import events_table
-    from cli.settings import Settings
-    from domain.session import Session
-    from domain.stages import Stage
-    from processors.daemon import Daemon, DaemonConfig
-    from processors.notify import PgListener
-    from processors.reporting import JsonLogReporter
+    from tests.openai_server import FakeOpenAI
 
-    rates, handoffs = [], []
-    for _ in range(runs):
-        with (
-            TranscriptServer() as server,
-            database(kind, tmp) as url,
-            Runtime.open(url, create=True) as rt,
-        ):
-            path = Path(tmp) / f"pipeline-{n}.csv"
-            path.write_text(pipeline_csv(n, server.url), encoding="utf-8")
-            company = rt.app.register_company(Company.register("Pipe", str(path), utc_now()))
-            run_import(rt.app, rt.runner, company, file_reader(path), utc_now)
-            rt.runner.catch_up()
-            stages = (Stage.TRANSCRIPT_FETCH, Stage.SESSION_CREATION)
-            configs = stage_configs(
-                120.0, {}, {Stage.TRANSCRIPT_FETCH: 32, Stage.SESSION_CREATION: 4}
-            )
-            state = State(Settings(database_url=url), {})
-            config = DaemonConfig(
-                worker_id="bench",
-                stages=stages,
-                stage_configs=configs,
-                until_idle=True,
-                idle_horizon=0,
-                poll_interval=0.05 if kind == "sqlite" else 1.0,
-                level_interval=2.0,
-            )
-            daemon = Daemon(
-                rt.app,
-                rt.runner,
-                build_processors(state, configs),
-                config,
-                utc_now,
-                JsonLogReporter(io.StringIO()),
-            )
-            listener = None
-            if kind == "postgres":
-                listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
-            t = time.perf_counter()
-            daemon.run()
-            wall = time.perf_counter() - t
-            if listener:
-                listener.stop()
-            first_start = None
-            last_done = None
-            lat = []
-            from sqlalchemy import select
-
-            from projections.schema import sessions as st
-
-            with rt.engine.connect() as conn:
-                ids = [r[0] for r in conn.execute(select(st.c.session_id))]
-            for sid in ids:
-                done_fetch = None
-                for e in rt.app.session_events(sid):
-                    if isinstance(e, Session.StageStarted) and e.stage is Stage.TRANSCRIPT_FETCH:
-                        first_start = min(first_start or e.timestamp, e.timestamp)
-                    if isinstance(e, Session.StageCompleted) and e.stage is Stage.TRANSCRIPT_FETCH:
-                        done_fetch = e.timestamp
-                    if (
-                        isinstance(e, Session.StageStarted)
-                        and e.stage is Stage.SESSION_CREATION
-                        and done_fetch
-                    ):
-                        lat.append((e.timestamp - done_fetch).total_seconds() * 1000)
-                    if isinstance(e, Session.StageCompleted) and e.stage is Stage.SESSION_CREATION:
-                        last_done = max(last_done or e.timestamp, e.timestamp)
-            assert len(lat) == n, (len(lat), n)
-            busy = (last_done - first_start).total_seconds()
-            rates.append(n / busy)
-            handoffs.extend(lat)
-            del wall, threading
+    latency, threads = 0.3, 32
+    with FakeOpenAI(latency=latency) as server:
+        free = [
+            unlimited(server.base_url, threads, size["sessions"], latency)["sessions_per_s"]
+            for _ in range(runs)
+        ]
+        held = [
+            limited(server.base_url, 600, threads, size["duration"])
+            for _ in range(min(runs, size["limited_runs"]) or 1)
+        ]
     return {
-        "sessions": n,
-        "sessions_per_s": stats(rates),
-        "handoff_ms": {
-            p: percentile(handoffs, q) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))
+        "latency_s": latency,
+        "threads": threads,
+        "sessions": size["sessions"],
+        "sessions_per_s": stats(free),
+        "ceiling_per_s": threads / latency,
+        "limited": {
+            "limit_rpm": 600,
+            "seconds": size["duration"],
+            "achieved_rpm": stats([h["achieved_rpm"] for h in held]),
+            "percent_of_limit": stats([h["percent_of_limit"] for h in held]),
         },
     }
 
 
-BENCHES = {
+BENCHES: dict[str, Callable[[str, Any, int, str], dict[str, Any]]] = {
     "import": bench_import,
     "catchup": bench_catchup,
-    "status": bench_status,
+    "transitions": bench_transitions,
+    "overview": bench_overview,
     "history": bench_history,
     "pipeline": bench_pipeline,
+    "trickle": bench_trickle,
+    "ai": bench_ai,
+    "rss": bench_rss,
 }
+ONE_DATABASE = {"history", "rss"}
+"""Benches run on one database only: the first of --databases (for rss: PostgreSQL if listed,
+because a daemon over 100k sessions is the production case). "ai" uses no database."""
+
+
+def _parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", choices=sorted(SIZES), default="quick")
+    p.add_argument("--runs", type=int, default=3, help="runs per figure (median, min, max)")
+    p.add_argument("--only", default=",".join(BENCHES), help="comma-separated benches")
+    p.add_argument("--databases", default="sqlite,postgres")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="BENCH=N",
+        help="override one size, e.g. --set rss=20000 --set overview=10000,100000",
+    )
+    p.add_argument("--postgres-url", default=benchlib.PG_ADMIN, help="server to create DBs on")
+    p.add_argument("--sqlite-dir", default=None, help="folder for SQLite files (default: tmp)")
+    p.add_argument(
+        "--output", default=str(Path(__file__).resolve().parent.parent / "bench-results.json")
+    )
+    return p.parse_args()
+
+
+def _sizes(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = dict(SIZES[args.size])
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name == "overview":
+            sizes[name] = [int(v) for v in value.split(",")]
+        elif name in sizes and name != "ai":
+            sizes[name] = int(value)
+        else:
+            raise SystemExit(f"--set: cannot set {name!r}")
+    return sizes
+
+
+def _kinds_for(name: str, kinds: list[str]) -> list[str]:
+    if name == "ai":
+        return ["none"]
+    if name == "rss" and "postgres" in kinds:
+        return ["postgres"]
+    return kinds[:1] if name in ONE_DATABASE else kinds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default=",".join(BENCHES))
-    parser.add_argument("--databases", default="sqlite,postgres")
-    parser.add_argument(
-        "--output", default=str(Path(__file__).resolve().parent.parent / "bench-results.json")
-    )
-    args = parser.parse_args()
-    sizes = SIZES[args.size]
+    args = _parse_args()
+    benchlib.PG_ADMIN = args.postgres_url
+    sizes = _sizes(args)
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        raise SystemExit(f"unknown bench(es): {', '.join(unknown)}; choose from {list(BENCHES)}")
     results: dict[str, Any] = {
         "machine": machine(),
         "size": args.size,
         "runs": args.runs,
+        "sizes": sizes,
         "details": {},
     }
-    with tempfile.TemporaryDirectory(prefix="livedash-bench-") as tmp:
-        for name in [n.strip() for n in args.only.split(",") if n.strip()]:
-            fn = BENCHES[name]
-            for kind in kinds:
-                if name == "history" and kind != kinds[0]:
-                    continue
-                t = time.perf_counter()
-                detail = fn(kind, sizes[name], args.runs, tmp)
-                detail["wall_seconds"] = round(time.perf_counter() - t, 2)
-                results["details"].setdefault(name, {})[kind] = detail
-                print(f"{name:8} {kind:9} {json.dumps(detail, default=str)}", flush=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="livedash-bench-", dir=args.sqlite_dir) as tmp:
+        for name in names:
+            for kind in _kinds_for(name, kinds):
+                _run_one(results, name, kind, sizes[name], 1 if name == "rss" else args.runs, tmp)
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
     summarise(results)
+    print_table(results)
     Path(args.output).write_text(
         json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8"
     )
-    print(f"\nwrote {args.output}")
+    print(f"\nwrote {args.output} ({results['wall_seconds']} s)")
+    if results.get("errors"):
+        print(f"{len(results['errors'])} bench(es) failed: {', '.join(results['errors'])}")
+        raise SystemExit(1)
 
 
-def summarise(results: dict[str, Any]) -> None:
-    """Flat keys that other tools read (see the benchmark issue), next to the details."""
-    d = results["details"]
-    if "import" in d:
-        results["import_rows_per_s"] = {
-            k: v["rows_per_s"]["median"] for k, v in d["import"].items()
-        }
-    if "catchup" in d:
-        results["projection_catchup_events_per_s"] = {
-            k: v["events_per_s"]["median"] for k, v in d["catchup"].items()
-        }
-        results["log_decode_events_per_s"] = {
-            k: v["decode_events_per_s"]["median"] for k, v in d["catchup"].items()
-        }
-    if "status" in d:
-        results["status_query_ms"] = {
-            k: v["status_query_ms"]["median"] for k, v in d["status"].items()
-        }
-    if "history" in d:
-        first = next(iter(d["history"].values()))
-        results["history_ms"] = first["history_ms"]
-    if "pipeline" in d:
-        results["pipeline_sessions_per_s"] = {
-            k: v["sessions_per_s"]["median"] for k, v in d["pipeline"].items()
-        }
-        results["handoff_ms"] = {k: v["handoff_ms"] for k, v in d["pipeline"].items()}
-    m = results["machine"]
-    print(
-        f"\nmachine: {m['cpu']} x{m['cores']}, Python {m['python']}, PostgreSQL {m['postgres']}, SQLite {m['sqlite']}"
-    )
-    for key in (
-        "import_rows_per_s",
-        "projection_catchup_events_per_s",
-        "log_decode_events_per_s",
-        "status_query_ms",
-        "history_ms",
-    ):
-        if key in results:
-            values = ", ".join(f"{k}={v:,.1f}" for k, v in results[key].items())
-            print(f"  {key:34} {values}")
+def _run_one(results: dict[str, Any], name: str, kind: str, size: Any, runs: int, tmp: str) -> None:
+    """One bench on one database; a failure is recorded and the suite goes on, so a long
+    full run still reports everything else."""
+    t = time.perf_counter()
+    try:
+        detail = BENCHES[name](kind, size, runs, tmp)
+    except Exception as e:  # reported below and in the exit code
+        traceback.print_exc()
+        results.setdefault("errors", {})[f"{name}/{kind}"] = f"{type(e).__name__}: {e}"
+        return
+    detail["wall_seconds"] = round(time.perf_counter() - t, 2)
+    results["details"].setdefault(name, {})[kind] = detail
+    print(f"{name:11} {kind:9} {detail['wall_seconds']:7.1f} s", flush=True)
 
 
 if __name__ == "__main__":

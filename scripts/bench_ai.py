@@ -3,6 +3,9 @@
     .venv/bin/python scripts/bench_ai.py            # 30 s limited run + 960 unlimited sessions
     .venv/bin/python scripts/bench_ai.py --quick    # 10 s + 320 sessions
 
+The same measurement runs as the "ai" bench of scripts/bench.py (median of several runs,
+written to bench-results.json); this script is the stand-alone, single-run version.
+
 (a) limited: a shared RateLimiter at --rpm (600) requests/min, --threads (32) workers calling
     OpenAIAnalyser for --duration seconds; prints requests/min achieved and % of the limit.
 (b) unlimited: --threads workers over --sessions sessions; prints sessions/s.
@@ -113,7 +116,9 @@ def limited(base_url: str, rpm: float, threads: int, duration: float) -> dict[st
     }
 
 
-def unlimited(base_url: str, threads: int, sessions: int) -> dict[str, float]:
+def unlimited(
+    base_url: str, threads: int, sessions: int, latency: float | None = None
+) -> dict[str, float]:
     analyser = OpenAIAnalyser(OpenAIAnalyserConfig(api_key="bench", base_url=base_url))
     usages = Usages()
     ctx = WorkContext(record_usage=usages.record)
@@ -136,7 +141,7 @@ def unlimited(base_url: str, threads: int, sessions: int) -> dict[str, float]:
         "sessions": len(outs),
         "elapsed_s": round(elapsed, 2),
         "sessions_per_s": round(len(outs) / elapsed, 1),
-        "ceiling_per_s": round(threads / LATENCY, 1),
+        "ceiling_per_s": round(threads / (latency or LATENCY), 1),
         "usages_recorded": len(usages.items),
     }
 
@@ -161,7 +166,7 @@ def main() -> int:
     with FakeOpenAI(latency=args.latency) as server:
         a = limited(server.base_url, args.rpm, args.threads, args.duration)
         paid_a = server.paid
-        b = unlimited(server.base_url, args.threads, args.sessions)
+        b = unlimited(server.base_url, args.threads, args.sessions, args.latency)
         server.wait_idle()
         paid_total = server.paid
     ok_a = a["percent_of_limit"] >= 95 and a["achieved_rpm"] <= args.rpm * 1.01 + 60 / args.duration

@@ -44,11 +44,23 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "ram_gb": _ram_gb(),
         "python": platform.python_version(),
         "postgres": pg or None,
         "sqlite": __import__("sqlite3").sqlite_version,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _ram_gb() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 @contextmanager
