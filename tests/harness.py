@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from cli.runtime import Runtime
 from domain.session import Session
-from domain.stages import STAGE_ORDER
+from domain.stages import STAGE_ORDER, Status
 from projections.bulk import STAGE_ROWS
-from projections.schema import pipeline_overview, session_stage_status
+from projections.schema import RETRY_SCHEDULED, pipeline_overview, session_stage_status
 from projections.status import row_from_state
 
 
@@ -71,5 +71,8 @@ def folded_overview(sessions: list[Session]) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
     for s in sessions:
         for stage in STAGE_ORDER:
-            counts[(stage.value, s.stages[stage].status.value)] += 1
+            state = s.stages[stage]
+            counts[(stage.value, state.status.value)] += 1
+            if state.status is Status.FAILED and state.retry_at is not None:
+                counts[(stage.value, RETRY_SCHEDULED)] += 1
     return counts
