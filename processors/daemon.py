@@ -246,6 +246,12 @@ class Daemon:
             return
         now = self.clock()
         for event in events:
+            if isinstance(event, Session.StageStarted | Session.StageSkipped):
+                # Claimed already (by this daemon's chaining or by another daemon): a queued
+                # candidate would only cost a load to find it is not due, and would pile up.
+                queue = self.candidates.get(event.stage)
+                if queue is not None:
+                    queue.pop(event.originator_id, None)
             stage = _next_candidate(event, now)
             if stage is not None and stage in self.candidates:
                 self.candidates[stage][event.originator_id] = None

@@ -117,7 +117,7 @@ class StatusProjection:
     topics = tuple(cls.TOPIC for cls in STATUS_EVENTS)
     tables: tuple[str, ...] = (session_stage_status.name, pipeline_overview.name, sessions.name)
 
-    def __init__(self, cache_sessions: int = 20_000) -> None:
+    def __init__(self, cache_sessions: int = 4_000) -> None:
         self.cache_sessions = cache_sessions
         self._cache: OrderedDict[UUID, _Tracked] = OrderedDict()
 
