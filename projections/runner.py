@@ -149,11 +149,9 @@ class ProjectionRunner:
         threshold = self._analyze_at.get(name, self.ANALYZE_FIRST)
         if grown < threshold or self.engine.dialect.name != "postgresql":
             return
-        tables = getattr(self.projections[name], "tables", ())
-        if tables:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                for table in tables:
-                    conn.exec_driver_sql(f'ANALYZE "{table}"')
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in self.projections[name].tables:
+                conn.exec_driver_sql(f'ANALYZE "{table}"')
         self._analyze_at[name] = grown + min(max(grown, self.ANALYZE_FIRST), self.ANALYZE_MAX_GAP)
 
     def close(self) -> None:

@@ -36,8 +36,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.servers import ServedInThread
 
 SNAPSHOTS: dict[str, str] = {
     "gpt-4o": "gpt-4o-2024-08-06",
@@ -174,7 +175,7 @@ class Sent:
 Script = Sequence[Reply] | Callable[[ChatRequest], Reply] | None
 
 
-class FakeOpenAI:
+class FakeOpenAI(ServedInThread):
     def __init__(
         self,
         script: Script = None,
@@ -190,7 +191,6 @@ class FakeOpenAI:
         self.supports_json_schema = supports_json_schema
         self.api_key = api_key
         self.snapshots = dict(SNAPSHOTS if snapshots is None else snapshots)
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
@@ -202,37 +202,9 @@ class FakeOpenAI:
         self.abandoned = 0
         self.active = 0
         self.max_active = 0
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._started = False
-
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> FakeOpenAI:
-        if not self._started:
-            self._started = True
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._started:
-            self._httpd.shutdown()
-            self._thread.join(5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd.owner = self
+        self._serve(httpd)
 
     # --------------------------------------------------------------- public
     @property

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 
@@ -112,35 +112,32 @@ class _Handler(BaseHTTPRequestHandler):
             owner._respond(self, route)
 
 
-class RouteServer:
-    def __init__(self, routes: Mapping[str, RouteSpec] | None = None) -> None:
-        self.routes: dict[str, RouteSpec] = dict(routes or {})
+class ServedInThread:
+    """Start, stop and ``with`` for a test server on a background thread. Handlers that wait
+    do so on ``stopping``, so `stop()` returns promptly even with a client still connected."""
+
+    def _serve(self, httpd: ThreadingHTTPServer) -> None:
         self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._requests: list[Request] = []
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.owner = self
+        self._httpd = httpd
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._started = False
 
-    # ------------------------------------------------------------ lifecycle
-    def start(self) -> RouteServer:
+    def start(self) -> Self:
         if not self._started:
             self._started = True
             self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.stopping.set()  # releases hanging and dripping handlers
+        self.stopping.set()  # releases waiting handlers
         if self._started:
             self._httpd.shutdown()
             self._thread.join(5)
         self._httpd.server_close()
 
-    def __enter__(self) -> RouteServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -150,6 +147,17 @@ class RouteServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class RouteServer(ServedInThread):
+    def __init__(self, routes: Mapping[str, RouteSpec] | None = None) -> None:
+        self.routes: dict[str, RouteSpec] = dict(routes or {})
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._requests: list[Request] = []
+        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd.owner = self
+        self._serve(httpd)
 
     # --------------------------------------------------------------- public
     @property
