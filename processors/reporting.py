@@ -15,6 +15,24 @@ if TYPE_CHECKING:
     from processors.daemon import DaemonSummary
 
 
+def memory_mb() -> dict[str, float]:
+    """Current and peak resident memory of this process, from the kernel (Linux), in MB.
+
+    ``ru_maxrss`` is not used: after fork and exec it keeps the parent's peak, so a small
+    daemon started by a large parent would report the parent's memory."""
+    fields = {"VmRSS:": "rss_mb", "VmHWM:": "peak_rss_mb"}
+    found: dict[str, float] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                parts = line.split()
+                if parts and parts[0] in fields:
+                    found[fields[parts[0]]] = round(int(parts[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return {}
+    return found
+
+
 class Reporter(Protocol):
     def event(
         self, kind: str, session: Session, stage: Stage, attempt: int | None, detail: str = ""
@@ -62,7 +80,7 @@ class JsonLogReporter:
         now = time.monotonic()
         if now - self._last_tick >= 10:
             self._last_tick = now
-            self.log("progress", **snapshot)
+            self.log("progress", **snapshot, **memory_mb())
 
     def finish(self, summary: DaemonSummary) -> None:
         self.log(
@@ -73,6 +91,7 @@ class JsonLogReporter:
             skipped=summary.skipped,
             lost_races=summary.lost_races,
             next_retry_at=summary.next_retry_at,
+            **memory_mb(),
         )
 
 
