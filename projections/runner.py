@@ -72,6 +72,10 @@ class ProjectionRunner:
         self.page_size = page_size
         self.listeners: list[PageListener] = []
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ld-read")
+        self._lock = threading.RLock()
+        """One catch-up at a time per runner: a daemon's projector thread, its loop and a
+        scheduled import share one runner, and its hints and the projections' caches are
+        not for two threads at once."""
         self._applied_to: dict[str, int] = {}
         self._grown: dict[str, int] = {}
         """Events applied per projection since its tables' statistics were last refreshed."""
@@ -102,6 +106,10 @@ class ProjectionRunner:
         The next page is read (and decoded) on a helper thread while the current one is
         applied, so the database's answer time overlaps Python's work.
         """
+        with self._lock:
+            return self._catch_up(names, max_pages)
+
+    def _catch_up(self, names: Sequence[str] | None, max_pages: int | None) -> int:
         total = 0
         reader = self._reader
         for name in names or list(self.projections):
@@ -168,6 +176,10 @@ class ProjectionRunner:
 
     def apply_next_page(self, name: str) -> int:
         """Applies one page; returns the number of events, or -1 when there was nothing to read."""
+        with self._lock:
+            return self._apply_next_page(name)
+
+    def _apply_next_page(self, name: str) -> int:
         start = self.position(name)
         page = self._read(name, start)
         if not page.notifications:
@@ -230,13 +242,14 @@ class ProjectionRunner:
     def rebuild(self, name: str) -> int:
         """Empties the projection and replays the whole log into it."""
         projection = self.projections[name]
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            self._position(conn, name, lock=True)
-            projection.clear(conn)
-            projection.forget()
-            conn.execute(delete(projection_tracking).where(projection_tracking.c.name == name))
-        self._applied_to.pop(name, None)
-        return self.catch_up([name])
+        with self._lock:
+            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+                self._position(conn, name, lock=True)
+                projection.clear(conn)
+                projection.forget()
+                conn.execute(delete(projection_tracking).where(projection_tracking.c.name == name))
+            self._applied_to.pop(name, None)
+            return self.catch_up([name])
 
     # -------------------------------------------------------------------- lag
     def lag(self) -> list[Lag]:

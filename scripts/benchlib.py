@@ -276,57 +276,91 @@ def fill_status_tables(engine: Any, n: int) -> None:
         )
 
 
-class TranscriptServer:
-    """A keep-alive HTTP server on 127.0.0.1 that answers every GET with one transcript."""
+TRANSCRIPT_BODY = (
+    b"[01.10.2026 10:00:00] User: Hoi, ik ben ziek. Wie moet ik bellen?\n"
+    b"[01.10.2026 10:00:04] Assistant: Wat vervelend! Meld je ziek bij je leidinggevende.\n"
+    b"Je kunt ook de HR-lijn bellen.\n"
+    b"[01.10.2026 10:01:10] User: Moet ik een doktersbriefje hebben?\n"
+    b"[01.10.2026 10:01:12] Assistant: Nee, pas vanaf de derde ziektedag.\n"
+)
 
-    BODY = (
-        b"[01.10.2026 10:00:00] User: Hoi, ik ben ziek. Wie moet ik bellen?\n"
-        b"[01.10.2026 10:00:04] Assistant: Wat vervelend! Meld je ziek bij je leidinggevende.\n"
-        b"Je kunt ook de HR-lijn bellen.\n"
-        b"[01.10.2026 10:01:10] User: Moet ik een doktersbriefje hebben?\n"
-        b"[01.10.2026 10:01:12] Assistant: Nee, pas vanaf de derde ziektedag.\n"
-    )
+
+def serve_transcripts() -> None:
+    """A keep-alive HTTP server on 127.0.0.1 that answers every GET with one transcript;
+    prints its URL, then serves until stdin closes."""
+    import http.server
+    import sys
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes; with Nagle on, the body waits for the
+        # client's delayed ACK (40 ms a request; measured 22 fetches/s on one thread).
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(TRANSCRIPT_BODY)))
+            self.end_headers()
+            self.wfile.write(TRANSCRIPT_BODY)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    print(f"http://127.0.0.1:{httpd.server_address[1]}", flush=True)
+    sys.stdin.read()  # the parent closes our stdin (or exits): stop
+
+
+class TranscriptServer:
+    """`serve_transcripts` in a child process. The transcripts come from another host in real
+    use: served from the benchmark's own process, the server's Python work would compete with
+    the daemon for the GIL and be measured as the daemon's."""
 
     def __init__(self) -> None:
-        import http.server
-        import threading
-
-        body = self.BODY
-        self.requests = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body leave in two writes; with Nagle on, the body waits for the
-            # client's delayed ACK (40 ms a request; measured 22 fetches/s on one thread).
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                server.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
 
     def __enter__(self) -> TranscriptServer:
-        self.thread.start()
+        import sys
+
+        code = "import benchlib; benchlib.serve_transcripts()"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(_import_path())},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            self.__exit__()
+            raise RuntimeError("the transcript server did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.proc is None:
+            return
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def _import_path() -> list[str]:
+    """This folder (for benchlib) and the repository (for the packages benchlib imports)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [here, os.path.dirname(here)]
 
 
 def pipeline_csv(n: int, base_url: str, seed: int = 5) -> str:
