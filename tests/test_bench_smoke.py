@@ -88,3 +88,28 @@ def test_tiny_suite_writes_every_required_figure(tmp_path: Path) -> None:
             for part in shape:
                 _positive(f"{key}.{part}", value.get(part))
     assert "figure" in proc.stdout and results["machine"]["cores"]
+
+
+def test_several_daemons_bench_runs(tmp_path: Path) -> None:
+    with fresh_pg_database():  # skips like the others when PostgreSQL is not there
+        pass
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench_daemons.py"),
+            "--database",
+            "postgres",
+            "--sessions",
+            "30",
+            "--processes",
+            "2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 daemon(s), 30/30 sessions created" in proc.stdout, proc.stdout
+    assert proc.stdout.count("  daemon ") == 2, proc.stdout
