@@ -161,6 +161,10 @@ class Daemon:
         self._stopping = False
         self._last_level = 0.0
         self._last_others = 0.0
+        self._loop_thread: int | None = None
+        self._pages: SimpleQueue[tuple[str, Sequence[Event]]] = SimpleQueue()
+        """Pages applied by any thread sharing the runner (a scheduled import's too): the
+        loop turns them into candidates itself, so only its thread touches the queues."""
         runner.listeners.append(self._on_page)
 
     # ------------------------------------------------------------- control
@@ -173,6 +177,7 @@ class Daemon:
         return self._stopping
 
     def run(self) -> DaemonSummary:
+        self._loop_thread = threading.get_ident()
         self._refresh_companies()
         try:
             while True:
@@ -217,8 +222,10 @@ class Daemon:
         if now_mono - self._last_others >= self.config.other_projections_interval:
             self._last_others = now_mono
             self.runner.catch_up([n for n in self.runner.projections if n != STATUS])
+        self._take_pages()
         if self._collect_results():
             self.runner.catch_up(status)  # the outcomes just written name the next candidates
+            self._take_pages()
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
@@ -240,6 +247,20 @@ class Daemon:
         }
 
     def _on_page(self, projection: str, events: Sequence[Event]) -> None:
+        """Runs on whichever thread applied the page."""
+        self._pages.put((projection, events))
+        if threading.get_ident() != self._loop_thread:
+            self.wake.set()  # the loop takes its own pages in the same turn
+
+    def _take_pages(self) -> None:
+        while True:
+            try:
+                projection, events = self._pages.get_nowait()
+            except Empty:
+                return
+            self._candidates_from(projection, events)
+
+    def _candidates_from(self, projection: str, events: Sequence[Event]) -> None:
         """Edge trigger: the events the projection just applied name the next candidates."""
         if projection == "companies":
             self._refresh_companies()
@@ -546,6 +567,8 @@ class Daemon:
 
     def _idle(self) -> bool:
         if self.in_flight or any(self.candidates.values()) or not self.usages.empty():
+            return False
+        if not self._pages.empty():
             return False
         if any(getattr(job, "busy", False) for job in self.scheduled):
             return False

@@ -73,9 +73,9 @@ class ProjectionRunner:
         self.listeners: list[PageListener] = []
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ld-read")
         self._lock = threading.RLock()
-        """One catch-up at a time per runner: a daemon's projector thread, its loop and a
-        scheduled import share one runner, and its hints and the projections' caches are
-        not for two threads at once."""
+        """One catch-up at a time per runner: a daemon's loop and its scheduled imports share
+        one runner, and its hints and the projections' caches are not for two threads at
+        once (the database would still refuse a double apply; this keeps the cache honest)."""
         self._applied_to: dict[str, int] = {}
         self._grown: dict[str, int] = {}
         """Events applied per projection since its tables' statistics were last refreshed."""

@@ -1,0 +1,56 @@
+"""A runner is shared: a scheduled import catches up on its own thread and so calls the
+daemon's page listener there. The daemon's queues must still only change on its loop."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+from cli.cmd_run import build_processors
+from cli.context import State
+from cli.settings import Settings
+from domain.company import Company
+from domain.session import Session
+from domain.stages import Stage
+from processors.clock import utc_now
+from processors.daemon import Daemon, DaemonConfig
+from processors.reporting import JsonLogReporter
+from tests.factories import row
+from tests.harness import runtime
+
+
+def test_pages_applied_on_another_thread_reach_the_queues_through_the_loop(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'livedash.db'}"
+    with runtime(url) as rt:
+        company = rt.app.register_company(Company.register("Acme", "x.csv", utc_now()))
+        state = State(Settings(database_url=url), env={})
+        config = DaemonConfig(worker_id="t", stages=(Stage.TRANSCRIPT_FETCH,))
+        daemon = Daemon(
+            rt.app,
+            rt.runner,
+            build_processors(state),
+            config,
+            utc_now,
+            JsonLogReporter(io.StringIO()),
+        )
+        daemon._loop_thread = threading.get_ident()  # as run() does, without the loop
+        daemon.wake.clear()
+        sessions = [
+            Session.import_row(company.id, row(external_id=f"s{i}"), "x.csv", utc_now())
+            for i in range(5)
+        ]
+        rt.app.save_batch(sessions)
+
+        importer = threading.Thread(target=rt.runner.catch_up)  # as a scheduled import does
+        importer.start()
+        importer.join()
+
+        queue = daemon.candidates[Stage.TRANSCRIPT_FETCH]
+        assert not queue, "another thread changed the loop's queue"
+        assert daemon.wake.is_set(), "the loop was not woken for the new pages"
+        assert not daemon._idle(), "pages waiting for the loop, yet idle"
+        daemon._take_pages()
+        assert set(queue) == {s.id for s in sessions}
