@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchlib
 from bench_pipeline import REPO, _import_company, _timeline
 from benchlib import TranscriptServer, database
 
@@ -24,8 +25,11 @@ from cli.runtime import Runtime
 
 
 def run(kind: str, sessions: int, processes: int, concurrency: str) -> None:
-    tmp = tempfile.mkdtemp(prefix="bench-daemons-")
-    with TranscriptServer() as server, database(kind, tmp) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-daemons-") as tmp,
+        TranscriptServer() as server,
+        database(kind, tmp) as url,
+    ):
         with Runtime.open(url, create=True) as rt:
             _import_company(rt, tmp, sessions, server.url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")}
@@ -79,7 +83,9 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", default="TRANSCRIPT_FETCH=32,SESSION_CREATION=4", help="per daemon"
     )
+    parser.add_argument("--postgres-url", default=benchlib.PG_ADMIN, help="server to create DBs on")
     args = parser.parse_args()
+    benchlib.PG_ADMIN = args.postgres_url
     run(args.database, args.sessions, args.processes, args.concurrency)
 
 

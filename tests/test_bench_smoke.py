@@ -37,6 +37,21 @@ def _get(results: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs a bench script against the tests' PostgreSQL server. The scripts create and drop
+    their own databases there; opening a fresh one first skips (or, in CI, fails) the test
+    like the others when the server is not there."""
+    with fresh_pg_database() as server:
+        return subprocess.run(
+            [sys.executable, str(REPO / "scripts" / script), *args, "--postgres-url", server],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+
 def _positive(name: str, value: Any) -> None:
     assert isinstance(value, int | float) and not isinstance(value, bool), (name, value)
     assert value > 0, (name, value)
@@ -44,32 +59,11 @@ def _positive(name: str, value: Any) -> None:
 
 def test_tiny_suite_writes_every_required_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench-results.json"
-    # The bench creates and drops its own databases on this server; connecting through a
-    # fresh one skips the test like the others when PostgreSQL is not there.
-    with fresh_pg_database() as server:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "scripts" / "bench.py"),
-                "--size",
-                "tiny",
-                "--runs",
-                "1",
-                "--databases",
-                "sqlite,postgres",
-                "--postgres-url",
-                server,
-                "--sqlite-dir",
-                str(tmp_path),
-                "--output",
-                str(out),
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+    proc = run_script(
+        "bench.py",
+        "--size", "tiny", "--runs", "1", "--databases", "sqlite,postgres",
+        "--sqlite-dir", str(tmp_path), "--output", str(out),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(out.read_text(encoding="utf-8"))
     for key, shape in REQUIRED.items():
@@ -90,25 +84,9 @@ def test_tiny_suite_writes_every_required_figure(tmp_path: Path) -> None:
     assert "figure" in proc.stdout and results["machine"]["cores"]
 
 
-def test_several_daemons_bench_runs(tmp_path: Path) -> None:
-    with fresh_pg_database():  # skips like the others when PostgreSQL is not there
-        pass
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "bench_daemons.py"),
-            "--database",
-            "postgres",
-            "--sessions",
-            "30",
-            "--processes",
-            "2",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+def test_several_daemons_bench_runs() -> None:
+    proc = run_script(
+        "bench_daemons.py", "--database", "postgres", "--sessions", "30", "--processes", "2"
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 daemon(s), 30/30 sessions created" in proc.stdout, proc.stdout
