@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
-
-import httpx
 
 from domain.company import Company, CredentialRef
 from domain.payloads import FetchedTranscript
@@ -20,6 +22,7 @@ from domain.stages import Stage
 from processors.base import StageError, WorkContext
 from processors.clock import utc_now
 from processors.credentials import CredentialError, resolve_password
+from processors.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
 from processors.netguard import AllowList, BlockedAddress, check_host
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -99,15 +102,14 @@ class TranscriptFetchProcessor:
         self,
         settings: FetchSettings,
         env: Mapping[str, str],
-        client: httpx.Client | None = None,
+        client: HttpGetClient | None = None,
     ) -> None:
         self.settings = settings
         self.env = env
-        self.client = client or httpx.Client(
-            follow_redirects=False,
-            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+        self.client = client or HttpGetClient(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.timeout,
             headers={"User-Agent": settings.user_agent},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
 
     def close(self) -> None:
@@ -164,47 +166,38 @@ class TranscriptFetchProcessor:
 
     # ------------------------------------------------------------------- http
     def _get(self, url: str, inputs: FetchInputs, guard: bool) -> FetchedTranscript:
-        auth = self._auth(inputs)
+        headers = self._auth(inputs)
         deadline = time.monotonic() + self.settings.timeout
         for _hop in range(self.settings.max_redirects + 1):
-            parts = urlsplit(url)
-            if guard:
-                self._guard(
-                    parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-                )
             try:
-                with self.client.stream("GET", url, auth=auth) as response:
+                addresses = self._guard(url) if guard else None
+                with self.client.get(url, headers, addresses) as response:
                     if response.is_redirect:
-                        location = response.headers.get("location")
-                        if not location:
-                            raise StageError(
-                                "bad_redirect",
-                                f"HTTP {response.status_code} without Location",
-                                retryable=False,
-                            )
-                        url = urljoin(url, location)
-                        if urlsplit(url).scheme not in ("http", "https"):
-                            raise StageError("bad_url", f"redirect to {url!r}", retryable=False)
+                        url = self._redirect_target(url, response)
                         continue
                     self._check_status(response)
                     data = self._read_capped(response, deadline)
                     content_type = response.headers.get("content-type")
-                    return self._transcript(url, data, content_type, response.encoding)
-            except httpx.InvalidURL as e:
-                raise StageError("bad_url", f"invalid URL {url!r}: {e}", retryable=False) from None
-            except httpx.DecodingError as e:
+                    return self._transcript(url, data, content_type, response.charset)
+            except BodyDecodingError as e:
                 raise StageError(
                     "bad_encoding", f"cannot decode {url}: {e}", retryable=False
                 ) from None
-            except ValueError as e:  # e.g. a redirect to a port out of range
-                raise StageError("bad_url", f"invalid URL {url!r}: {e}", retryable=False) from None
-            except httpx.TimeoutException as e:
+            except ssl.SSLCertVerificationError as e:
                 raise StageError(
-                    "timeout", f"timed out fetching {url}: {type(e).__name__}", retryable=True
+                    "tls_error",
+                    f"certificate of {url} not accepted: {e.verify_message}",
+                    retryable=False,
                 ) from None
-            except httpx.TransportError as e:
+            except TimeoutError as e:
                 raise StageError(
-                    "connection_error", f"cannot fetch {url}: {e}", retryable=True
+                    "timeout", f"timed out fetching {url}: {e or 'no answer'}", retryable=True
+                ) from None
+            except (ValueError, http.client.InvalidURL) as e:  # bad port, control character
+                raise StageError("bad_url", f"invalid URL {url!r}: {e}", retryable=False) from None
+            except (OSError, http.client.HTTPException) as e:
+                raise StageError(
+                    "connection_error", f"cannot fetch {url}: {type(e).__name__}: {e}", True
                 ) from None
         raise StageError(
             "too_many_redirects",
@@ -212,29 +205,44 @@ class TranscriptFetchProcessor:
             retryable=False,
         )
 
-    def _auth(self, inputs: FetchInputs) -> httpx.BasicAuth | None:
+    @staticmethod
+    def _redirect_target(url: str, response: Response) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise StageError(
+                "bad_redirect", f"HTTP {response.status} without Location", retryable=False
+            )
+        target = urljoin(url, location)
+        if urlsplit(target).scheme not in ("http", "https"):
+            raise StageError("bad_url", f"redirect to {target!r}", retryable=False)
+        return target
+
+    def _auth(self, inputs: FetchInputs) -> dict[str, str]:
         if not inputs.username:
-            return None
+            return {}
         try:
             password = resolve_password(inputs.password_ref, self.env)
         except CredentialError as e:
             raise StageError("credentials", str(e), retryable=False) from None
-        return httpx.BasicAuth(inputs.username, password or "")
+        pair = f"{inputs.username}:{password or ''}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def _guard(self, host: str, port: int) -> None:
+    def _guard(self, url: str) -> list[str] | None:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            check_host(host, port, self.settings.allow)
+            return check_host(parts.hostname or "", port, self.settings.allow)
         except BlockedAddress as e:
             raise StageError("blocked_address", str(e), retryable=False) from None
         except OSError as e:
             raise StageError("dns_error", str(e), retryable=True) from None
 
     @staticmethod
-    def _check_status(response: httpx.Response) -> None:
-        code = response.status_code
+    def _check_status(response: Response) -> None:
+        code = response.status
         if 200 <= code < 300:
             return
-        reason = f"HTTP {code} {response.reason_phrase}".strip()
+        reason = f"HTTP {code} {response.reason}".strip()
         if code in (401, 403):
             raise StageError(
                 f"http_{code}",
@@ -248,27 +256,23 @@ class TranscriptFetchProcessor:
             )
         raise StageError(f"http_{code}", reason, retryable=code >= 500)
 
-    def _read_capped(self, response: httpx.Response, deadline: float) -> bytes:
+    def _read_capped(self, response: Response, deadline: float) -> bytes:
+        cap = self.settings.max_bytes
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.settings.max_bytes:
+        if declared and declared.isdigit() and int(declared) > cap:
             raise StageError(
-                "too_large",
-                f"transcript is {declared} bytes, over the {self.settings.max_bytes} byte cap",
-                retryable=False,
+                "too_large", f"transcript is {declared} bytes, over the {cap} byte cap", False
             )
         chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > self.settings.max_bytes:
-                raise StageError(
-                    "too_large",
-                    f"transcript exceeds the {self.settings.max_bytes} byte cap",
-                    retryable=False,
-                )
-            if time.monotonic() > deadline:
-                raise StageError("timeout", "transcript download took too long", retryable=True)
-            chunks.append(chunk)
+        try:
+            for chunk in response.iter_decoded(cap):
+                if time.monotonic() > deadline:
+                    raise StageError("timeout", "transcript download took too long", True)
+                chunks.append(chunk)
+        except BodyTooLarge:
+            raise StageError(
+                "too_large", f"transcript exceeds the {cap} byte cap", retryable=False
+            ) from None
         return b"".join(chunks)
 
     @staticmethod
@@ -291,13 +295,7 @@ class TranscriptFetchProcessor:
         )
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default = 443 if parts.scheme == "https" else 80
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default)
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
+def _retry_after(headers: Mapping[str, Any] | Message) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None

@@ -60,14 +60,17 @@ def is_internal(address: IPAddress) -> bool:
     )
 
 
-def check_host(host: str, port: int, allow: AllowList) -> None:
-    """Raises BlockedAddress when ``host`` resolves to an internal address not allowed."""
+def check_host(host: str, port: int, allow: AllowList) -> list[str] | None:
+    """The addresses ``host`` may be reached at; raises BlockedAddress when it resolves to an
+    internal address not allowed. None: allowed by name, resolve as usual. Connecting to
+    exactly these addresses keeps a second DNS answer from swapping them (DNS rebinding)."""
     if allow.allows(host):
-        return
+        return None
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as e:
         raise OSError(f"cannot resolve {host}: {e.strerror}") from None
+    addresses: list[str] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if is_internal(address) and not allow.allows(host, address):
@@ -75,3 +78,6 @@ def check_host(host: str, port: int, allow: AllowList) -> None:
                 f"{host} resolves to internal address {address}; add it to "
                 "LIVEDASH_FETCH_ALLOW_HOSTS to allow it"
             )
+        if str(address) not in addresses:
+            addresses.append(str(address))
+    return addresses

@@ -1,0 +1,305 @@
+"""A small pooled HTTP/1.1 GET client on the standard library's `http.client`.
+
+The transcript fetcher runs on 32 threads beside the daemon's loop, in one interpreter. httpx
+spends about 0.67 ms of Python per request (its URL, header and h11 state machines); this
+client spends about 0.14 ms, and every millisecond a fetch thread holds the GIL is one the
+loop waits for. It does only what the fetcher needs: GET, keep-alive per origin, separate
+connect and read timeouts, connecting to addresses the SSRF guard has already vetted (so a
+second DNS answer cannot swap them), gzip/deflate bodies decoded under the caller's size cap.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from email.message import Message
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+Origin = tuple[str, str, int]
+READ_SIZE = 64 * 1024
+STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+"""How a keep-alive connection the server closed meanwhile fails on reuse."""
+
+
+class BodyDecodingError(Exception):
+    """The body's Content-Encoding is unknown or its compressed data is corrupt."""
+
+
+class BodyTooLarge(Exception):
+    """The decoded body grew past the caller's cap."""
+
+
+@dataclass(frozen=True)
+class Target:
+    origin: Origin
+    request_target: str
+    host_header: str
+
+
+def parse_target(url: str) -> Target:
+    """Raises ValueError (or http.client.InvalidURL) for a URL we cannot request."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    default = 443 if scheme == "https" else 80
+    port = parts.port or default
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    host = parts.hostname
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default else f"{shown}:{port}"
+    return Target((scheme, host.lower(), port), path, host_header)
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """Connects to the given addresses (vetted by the caller), not to a fresh DNS answer."""
+
+    def __init__(
+        self, host: str, port: int, timeout: float, addresses: Sequence[str] | None
+    ) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.addresses = list(addresses or [])
+
+    def _open_socket(self) -> socket.socket:
+        if not self.addresses:
+            return socket.create_connection((self.host, self.port), self.timeout)
+        last: OSError | None = None
+        for address in self.addresses:
+            try:
+                return socket.create_connection((address, self.port), self.timeout)
+            except OSError as e:
+                last = e
+        assert last is not None
+        raise last
+
+    def connect(self) -> None:
+        self.sock = self._open_socket()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPS(_PinnedHTTP):
+    default_port = 443
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        addresses: Sequence[str] | None,
+        context: ssl.SSLContext,
+    ) -> None:
+        super().__init__(host, port, timeout, addresses)
+        self.context = context
+
+    def connect(self) -> None:
+        super().connect()
+        # The certificate is checked against the host name, whichever address we reached.
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=self.host)
+
+
+class Response:
+    """One response; its connection goes back to the pool only if the body was read to the end."""
+
+    def __init__(
+        self,
+        client: HttpGetClient,
+        origin: Origin,
+        conn: _PinnedHTTP,
+        raw: http.client.HTTPResponse,
+    ) -> None:
+        self._client = client
+        self._origin = origin
+        self._conn: _PinnedHTTP | None = conn
+        self._raw = raw
+        self.status = raw.status
+        self.reason = raw.reason or ""
+        self.headers: Message = raw.headers
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in (301, 302, 303, 307, 308)
+
+    @property
+    def charset(self) -> str | None:
+        value = self.headers.get_content_charset()
+        return str(value) if value else None
+
+    def iter_decoded(self, max_bytes: int) -> Iterator[bytes]:
+        """The body as sent, decoded from gzip/deflate; raises BodyTooLarge past ``max_bytes``
+        of decoded data (a small compressed body may expand enormously)."""
+        decoder = _decoder(self.headers.get("content-encoding"))
+        size = 0
+        while True:
+            chunk = self._raw.read1(READ_SIZE)
+            if not chunk:
+                break
+            for piece in decoder(chunk, max_bytes - size + 1):
+                size += len(piece)
+                if size > max_bytes:
+                    raise BodyTooLarge(size)
+                yield piece
+        for piece in decoder(b"", max_bytes - size + 1):
+            size += len(piece)
+            if size > max_bytes:
+                raise BodyTooLarge(size)
+            yield piece
+        self._raw.read()  # at the end already: marks the response done, the connection free
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._raw.isclosed() and not self._raw.will_close:
+            self._client._release(self._origin, conn)  # body fully read: reusable
+        else:
+            self._raw.close()
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class HttpGetClient:
+    def __init__(
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        headers: dict[str, str] | None = None,
+        max_idle_per_origin: int = 32,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.headers = {"Accept-Encoding": "gzip, deflate", **(headers or {})}
+        self.max_idle = max_idle_per_origin
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._idle: dict[Origin, list[_PinnedHTTP]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        addresses: Sequence[str] | None = None,
+    ) -> Response:
+        """Sends a GET. ``addresses``: connect only to these (the guard's vetted answer).
+
+        Raises OSError (TimeoutError included), http.client.HTTPException or ValueError."""
+        target = parse_target(url)
+        sent = {**self.headers, "Host": target.host_header, **(headers or {})}
+        reused = self._take(target.origin)
+        if reused is not None:
+            try:
+                return self._send(target, reused, sent)
+            except STALE:
+                reused.close()  # the server dropped it while idle: one fresh try
+        return self._send(target, self._open(target.origin, addresses), sent)
+
+    def _send(self, target: Target, conn: _PinnedHTTP, headers: dict[str, str]) -> Response:
+        try:
+            if conn.sock is None:
+                conn.connect()
+                assert conn.sock is not None
+                conn.sock.settimeout(self.read_timeout)
+            conn.putrequest("GET", target.request_target, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            raw = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        return Response(self, target.origin, conn, raw)
+
+    def _open(self, origin: Origin, addresses: Sequence[str] | None) -> _PinnedHTTP:
+        scheme, host, port = origin
+        if scheme == "https":
+            return _PinnedHTTPS(host, port, self.connect_timeout, addresses, self._ssl)
+        return _PinnedHTTP(host, port, self.connect_timeout, addresses)
+
+    def _take(self, origin: Origin) -> _PinnedHTTP | None:
+        with self._lock:
+            idle = self._idle.get(origin)
+            return idle.pop() if idle else None
+
+    def _release(self, origin: Origin, conn: _PinnedHTTP) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.max_idle:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+
+def _decoder(encoding: str | None) -> _Decoder:
+    name = (encoding or "identity").strip().lower()
+    if name in ("", "identity"):
+        return _Decoder(None)
+    if name in ("gzip", "x-gzip"):
+        return _Decoder(zlib.decompressobj(16 + zlib.MAX_WBITS))
+    if name == "deflate":
+        return _Decoder(zlib.decompressobj(zlib.MAX_WBITS), raw_fallback=True)
+    raise BodyDecodingError(f"unsupported Content-Encoding {encoding!r}")
+
+
+class _Decoder:
+    """Feeds compressed chunks through zlib, never producing more than ``limit`` at once."""
+
+    def __init__(self, inflater: zlib._Decompress | None, raw_fallback: bool = False) -> None:
+        self.inflater = inflater
+        self.raw_fallback = raw_fallback
+        self.started = False
+
+    def __call__(self, chunk: bytes, limit: int) -> Iterator[bytes]:
+        if self.inflater is None:
+            if chunk:
+                yield chunk
+            return
+        try:
+            yield from self._inflate(chunk, limit)
+        except zlib.error as e:
+            raise BodyDecodingError(str(e)) from None
+
+    def _inflate(self, chunk: bytes, limit: int) -> Iterator[bytes]:
+        assert self.inflater is not None
+        if not self.started and chunk and self.raw_fallback:
+            self.started = True
+            try:
+                zlib.decompressobj(zlib.MAX_WBITS).decompress(chunk[:64], 1)
+            except zlib.error:  # "deflate" sent without its zlib header, as some servers do
+                self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        data = chunk
+        if not data:
+            tail = self.inflater.flush()
+            if tail:
+                yield tail
+            return
+        while data:
+            out = self.inflater.decompress(data, max(1, limit))
+            if out:
+                yield out
+            data = self.inflater.unconsumed_tail
