@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoding
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -120,14 +120,14 @@ class LiveDashApp(Application[UUID]):
             return BatchResult([], [], 0)
         count = sum(len(events) for _, events in pending)
         try:
-            self.save(*[e for _, events in pending for e in events])
+            self._store(pending)
         except IntegrityError:
             saved: list[Aggregate] = []
             lost: list[Aggregate] = []
             count = 0
             for aggregate, events in pending:
                 try:
-                    self.save(*events)
+                    self._store([(aggregate, events)])
                 except IntegrityError:
                     lost.append(aggregate)
                 else:
@@ -135,6 +135,18 @@ class LiveDashApp(Application[UUID]):
                     count += len(events)
             return BatchResult(saved, lost, count)
         return BatchResult([a for a, _ in pending], [], count)
+
+    def _store(self, pending: Sequence[tuple[Aggregate, list[Any]]]) -> None:
+        """`Application.save` for events already collected. `save` checks every object it is
+        given against a runtime-checkable Protocol, which costs ~10 µs an event: a tenth of
+        the daemon's whole write path."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate, events in pending:
+            processing.events.extend(events)
+            processing.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
 
     # ------------------------------------------------------------- companies
     def register_company(self, company: Company) -> Company:

@@ -33,6 +33,7 @@ from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage, Status
 from processors.base import StageError, StageProcessor, WorkContext
 from processors.clock import Clock
+from processors.heap import daemon_heap
 from processors.reporting import Reporter
 from processors.retry import RetryPolicy
 from projections.runner import Event, ProjectionRunner
@@ -80,6 +81,8 @@ class DaemonConfig:
     until_idle: bool = False
     idle_horizon: float = 60.0
     grace_seconds: float = 30.0
+    tune_gc: bool = True
+    """Collect garbage less often while running (see processors/heap.py)."""
 
     def for_stage(self, stage: Stage) -> StageConfig:
         return self.stage_configs.get(stage) or StageConfig()
@@ -177,6 +180,12 @@ class Daemon:
         return self._stopping
 
     def run(self) -> DaemonSummary:
+        if not self.config.tune_gc:
+            return self._run()
+        with daemon_heap():
+            return self._run()
+
+    def _run(self) -> DaemonSummary:
         self._loop_thread = threading.get_ident()
         self._refresh_companies()
         try:
@@ -223,9 +232,7 @@ class Daemon:
             self._last_others = now_mono
             self.runner.catch_up([n for n in self.runner.projections if n != STATUS])
         self._take_pages()
-        if self._collect_results():
-            self.runner.catch_up(status)  # the outcomes just written name the next candidates
-            self._take_pages()
+        self._collect_results()
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
