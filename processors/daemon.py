@@ -29,7 +29,7 @@ from domain.application import LiveDashApp
 from domain.company import Company
 from domain.errors import DomainError
 from domain.payloads import AIUsage
-from domain.session import Session
+from domain.session import LEASE_EXPIRED, Session
 from domain.stages import WORKER_STAGES, Stage, Status
 from processors.base import StageError, StageProcessor, WorkContext
 from processors.clock import Clock
@@ -50,7 +50,9 @@ class StageConfig:
     lease_seconds: float = 120.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     queue_depth: int = 32
-    """Claimed work that may wait in the pool's queue beyond the running slots."""
+    """Claimed work that may wait in the pool's queue beyond the running slots. Deep queues
+    make a fast stage's turns bigger (and its per-session cost smaller); work that waited so
+    long that its lease would end before its timeout is not started but handed back."""
 
     @property
     def max_in_flight(self) -> int:
@@ -98,6 +100,8 @@ class InFlight:
     started: float | None = None
     """When a pool thread began the work: queued work cannot time out, running work can."""
     abandoned: bool = False
+    lease_ends: float = float("inf")
+    """The claim's lease on the monotonic clock."""
 
     @property
     def deadline(self) -> float:
@@ -105,6 +109,15 @@ class InFlight:
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         self.started = time.monotonic()
+        if self.started + self.timeout > self.lease_ends:
+            # Started now, it could outlive its lease and run beside the daemon that takes
+            # the stage over: hand it back instead, to be claimed afresh at once.
+            raise StageError(
+                LEASE_EXPIRED,
+                f"waited in the queue until its lease had {self.lease_ends - self.started:.0f}s "
+                f"left, less than the stage's {self.timeout:.0f}s timeout; not started",
+                retryable=True,
+            )
         return fn(*args)
 
 
@@ -363,6 +376,9 @@ class Daemon:
         cfg = self.config.for_stage(stage)
         company = self.companies[session.company_id]
         flight = InFlight(session, stage, attempt, cfg.timeout)
+        lease = session.stages[stage].lease_expires_at
+        if lease is not None:
+            flight.lease_ends = time.monotonic() + (lease - self.clock()).total_seconds()
         try:
             inputs = processor.prepare(session, company)
         except Exception as e:  # a bug must cost one stage, not the daemon
@@ -515,6 +531,8 @@ class Daemon:
         policy = self.config.for_stage(flight.stage).policy
         failures = session.stages[flight.stage].retry_count + 1
         retry_at = policy.retry_at(failures, now, error.retry_after) if error.retryable else None
+        if retry_at is not None and error.error_type == LEASE_EXPIRED:
+            retry_at = now  # the work never ran: nothing to back off from
         session.fail_stage(
             flight.stage,
             flight.attempt,

@@ -148,6 +148,12 @@ class BulkTable:
 
     def load(self, conn: Connection, column: str, keys: Sequence[UUID]) -> list[Row]:
         """Rows whose UUID ``column`` is one of ``keys``, decoded to Python values."""
+        dialect = conn.dialect.name
+        return [self.decode(dialect, row) for row in self.load_raw(conn, column, keys)]
+
+    def load_raw(self, conn: Connection, column: str, keys: Sequence[UUID]) -> list[Row]:
+        """The same rows as the driver returns them; ``decode`` turns one into Python values
+        (a caller that needs few of the rows it reads decodes only those)."""
         if not keys:
             return []
         cols = ", ".join(self.columns)
@@ -157,12 +163,7 @@ class BulkTable:
             result = conn.exec_driver_sql(
                 f"SELECT {cols} FROM {self.name} WHERE {column} IN ({marks})", tuple(keys)
             )
-            return [
-                tuple(json.loads(v) if t == "json" and isinstance(v, str) else v
-                      for v, t in zip(r, self.types, strict=True))
-                for r in result.fetchall()
-            ]  # fmt: skip
-        decoders = [SQLITE_DECODE.get(t, _same) for t in self.types]
+            return list(result.fetchall())
         rows: list[Row] = []
         hexes = [k.hex for k in keys]
         for i in range(0, len(hexes), 900):
@@ -171,10 +172,16 @@ class BulkTable:
             result = conn.exec_driver_sql(
                 f"SELECT {cols} FROM {self.name} WHERE {column} IN ({marks})", tuple(chunk)
             )
-            rows.extend(
-                tuple(dec(v) for dec, v in zip(decoders, r, strict=True)) for r in result.fetchall()
-            )
+            rows.extend(result.fetchall())
         return rows
+
+    def decode(self, dialect: str, row: Row) -> Row:
+        if dialect == "postgresql":
+            return tuple(
+                json.loads(v) if t == "json" and isinstance(v, str) else v
+                for v, t in zip(row, self.types, strict=True)
+            )
+        return tuple(SQLITE_DECODE.get(t, _same)(v) for v, t in zip(row, self.types, strict=True))
 
 
 STAGE_ROWS = BulkTable(

@@ -55,13 +55,48 @@ class _Tracked:
     external_id: str
     stages: StageStates
     before: dict[Stage, tuple[str, ...]]
-    """The overview buckets of each stage before this page (empty: the row did not exist)."""
+    """The overview buckets of each touched stage before this page (empty: no row yet)."""
     touched: set[Stage] = field(default_factory=set)
+
+    def touch(self, stages: Iterable[Stage]) -> None:
+        """Remembers the buckets of stages an event is about to change, once per page."""
+        for stage in stages:
+            if stage not in self.touched:
+                self.touched.add(stage)
+                self.before[stage] = self.buckets_now(stage)
+
+    def buckets_now(self, stage: Stage) -> tuple[str, ...]:
+        stages = self.stages
+        if isinstance(stages, _StoredStages) and not stages.stored(stage):
+            return ()
+        return buckets(stages[stage])
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Event handlers also set data attributes (row, transcript...): not ours to keep.
         if name in self.__dataclass_fields__:
             object.__setattr__(self, name, value)
+
+
+class _StoredStages(dict[Stage, StageState]):
+    """A session's stage rows as read from the table, each decoded on first use: a page
+    usually touches one or two of a session's five stages, and decoding a row (datetimes,
+    UUIDs, JSON) costs more than reading it."""
+
+    def __init__(self, dialect: str, raw: dict[Stage, Row]) -> None:
+        super().__init__()
+        self.dialect = dialect
+        self.raw = raw
+
+    def stored(self, stage: Stage) -> bool:
+        return stage in self or stage in self.raw
+
+    def __missing__(self, stage: Stage) -> StageState:
+        row = self.raw.pop(stage, None)
+        state = (
+            StageState() if row is None else state_from_row(STAGE_ROWS.decode(self.dialect, row))
+        )
+        self[stage] = state
+        return state
 
 
 def state_from_row(row: Row) -> StageState:
@@ -136,6 +171,7 @@ class StatusProjection:
                 before: dict[Stage, tuple[str, ...]] = {s: () for s in STAGE_ORDER}
                 previous = tracked.get(sid)
                 if previous is not None:  # re-created after a rebuild gap: keep counts right
+                    previous.touch(STAGE_ORDER)
                     before = previous.before
                 tracked[sid] = _Tracked(
                     event.company_id, event.external_id, states, before, set(STAGE_ORDER)
@@ -145,8 +181,8 @@ class StatusProjection:
             t = tracked.get(sid)
             if t is None:
                 raise LookupError(f"event {type(event).__name__} for unknown session {sid}")
+            t.touch(_stages_touched(event))
             event.apply(t)  # type: ignore[attr-defined]
-            t.touched.update(_stages_touched(event))
             if isinstance(event, Session.SourceRowChanged):
                 changed_rows[sid] = _session_row(sid, t.company_id, event.row, event.timestamp)
         self._write(conn, tracked, new_sessions, changed_rows)
@@ -167,17 +203,20 @@ class StatusProjection:
             if cached is None:
                 missing.append(sid)
                 continue
-            cached.before = {stage: buckets(state) for stage, state in cached.stages.items()}
+            cached.before = {}
             cached.touched = set()
             tracked[sid] = cached
-        for row in STAGE_ROWS.load(conn, "session_id", sorted(missing)):
-            t = tracked.get(row[0])
+        dialect = conn.dialect.name
+        for row in STAGE_ROWS.load_raw(conn, "session_id", sorted(missing)):
+            # Only the key columns are decoded here; the rest when a stage is first used.
+            sid = row[0] if isinstance(row[0], UUID) else UUID(row[0])
+            t = tracked.get(sid)
             if t is None:
-                t = _Tracked(row[2], row[3], new_states(), {})
-                tracked[row[0]] = t
-            stage = Stage(row[1])
-            t.stages[stage] = state_from_row(row)
-            t.before[stage] = buckets(t.stages[stage])
+                company = row[2] if isinstance(row[2], UUID) else UUID(row[2])
+                t = _Tracked(company, row[3], _StoredStages(dialect, {}), {})
+                tracked[sid] = t
+            assert isinstance(t.stages, _StoredStages)
+            t.stages.raw[Stage(row[1])] = row
         return tracked
 
     def _write(
@@ -192,7 +231,7 @@ class StatusProjection:
         for sid, t in tracked.items():
             for stage in t.touched:
                 rows.append(row_from_state(sid, t, stage))
-                old = t.before.get(stage, ())
+                old = t.before[stage]
                 new = buckets(t.stages[stage])
                 if old != new:
                     for bucket in old:
