@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -389,7 +390,10 @@ class Daemon:
             flight.future = self.pools[stage].submit(flight.run, processor.run, inputs, ctx)
         self.in_flight[(session.id, stage)] = flight
         self.reporter.event("started", session, stage, attempt)
-        flight.future.add_done_callback(functools.partial(self._done, flight))
+        # A weak reference: the future must not point back at the flight that holds it, or
+        # every flight (with its session, transcript and parsed messages) is a cycle that
+        # only the garbage collector frees - and the daemon runs it rarely (processors/heap.py).
+        flight.future.add_done_callback(functools.partial(self._done, weakref.ref(flight)))
 
     def _usage_arrived(self, key: tuple[UUID, Stage], attempt: int, usage: AIUsage) -> None:
         """Called on a worker thread: the daemon thread records it on its next turn."""
@@ -419,9 +423,10 @@ class Daemon:
             for lost in result.lost:
                 self.reporter.log("usage_conflict", session=str(lost.id))
 
-    def _done(self, flight: InFlight, future: Future[Any]) -> None:
-        if future.cancelled():
-            return
+    def _done(self, ref: weakref.ref[InFlight], future: Future[Any]) -> None:
+        flight = ref()
+        if flight is None or future.cancelled():
+            return  # abandoned at its timeout and dropped already
         error = future.exception()
         self.results.put(Outcome(flight, None if error else future.result(), error))
         self.wake.set()
