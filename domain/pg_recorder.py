@@ -35,5 +35,16 @@ class CopyPostgresApplicationRecorder(PostgresApplicationRecorder):
                 copy.set_types([self.datastore.originator_id_type, "int8", "text", "bytea"])
                 for s in stored_events:
                     copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
-        # Notification ids are not read back: nothing of ours uses them from a save.
-        return None
+            # COPY returns no ids, but they are consecutive: the EXCLUSIVE lock keeps every
+            # other INSERT out until commit, so the sequence advanced for our rows alone and
+            # its last value in this session is our last id. The daemon projects its own
+            # events from memory with them instead of reading them back.
+            curs.execute(
+                sql.SQL("SELECT currval(pg_get_serial_sequence({}, 'notification_id'))").format(
+                    sql.Literal(f"{self.datastore.schema}.{self.events_table_name}")
+                )
+            )
+            row = curs.fetchone()
+        assert row is not None
+        last = int(row["currval"] if isinstance(row, dict) else row[0])
+        return list(range(last - len(stored_events) + 1, last + 1))

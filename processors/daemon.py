@@ -24,7 +24,7 @@ from queue import Empty, SimpleQueue
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.application import LiveDashApp
 from domain.company import Company
@@ -179,6 +179,8 @@ class Daemon:
         self._last_level = 0.0
         self._last_others = 0.0
         self._loop_thread: int | None = None
+        self._own: list[Recording[UUID]] = []
+        """What this turn's saves stored: the next turn projects it from memory."""
         self._pages: SimpleQueue[tuple[str, Sequence[Event]]] = SimpleQueue()
         """Pages applied by any thread sharing the runner (a scheduled import's too): the
         loop turns them into candidates itself, so only its thread touches the queues."""
@@ -240,6 +242,9 @@ class Daemon:
         for job in self.scheduled:
             job()
         status = [STATUS]
+        own, self._own = self._own, []
+        if own:
+            self.runner.apply_recorded(STATUS, own)  # else the catch-up below reads them
         self.runner.catch_up(status)
         now_mono = time.monotonic()
         if now_mono - self._last_others >= self.config.other_projections_interval:
@@ -579,7 +584,9 @@ class Daemon:
 
     def _save(self, sessions: list[Session]) -> set[UUID]:
         """Group commit: one transaction for all; the sessions that lost a race are left out."""
-        return self.app.save_batch(sessions).saved_ids
+        result = self.app.save_batch(sessions)
+        self._own.extend(result.recordings)
+        return result.saved_ids
 
     @staticmethod
     def _count(counter: dict[str, int], stage: Stage) -> None:

@@ -9,9 +9,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from projections.schema import projection_tracking
@@ -185,6 +186,22 @@ class ProjectionRunner:
         if not page.notifications:
             return -1
         return len(page.events) if self._apply(name, start, page) else 0
+
+    def apply_recorded(self, name: str, recordings: Sequence[Recording[UUID]]) -> bool:
+        """Applies events this process has just stored, from memory, when they are exactly
+        what the log holds after the projection's position (no other writer in between);
+        False, and nothing done, otherwise: the next `catch_up` reads them instead.
+
+        Reading back and decoding what was just written is about a fifth of the daemon's
+        time on PostgreSQL."""
+        with self._lock:
+            start = self._applied_to.get(name)
+            ids = [r.notification.id for r in recordings]
+            if start is None or not ids or ids != list(range(start + 1, start + 1 + len(ids))):
+                return False
+            topics = set(self.projections[name].topics)
+            events = [r.domain_event for r in recordings if r.notification.topic in topics]
+            return self._apply(name, start, Page([r.notification for r in recordings], events))
 
     def _read(self, name: str, start: int) -> Page:
         notifications = self.recorder.select_notifications(

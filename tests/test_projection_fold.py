@@ -205,3 +205,52 @@ def test_concurrent_catch_ups_on_one_runner_equal_the_fold(backend: str, tmp_pat
         overview = overview_counts(rt, company)
         assert overview == folded_overview(sessions)
         assert overview[(WORKER_STAGES[-1].value, "COMPLETED")] == len(sessions)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_own_events_projected_from_memory_equal_the_fold(backend: str, tmp_path) -> None:
+    """The daemon projects what it has just stored from memory when nothing else was written
+    in between, and reads the log otherwise; either way the tables are the fold."""
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'own.db'}"
+        else:
+            url = stack.enter_context(fresh_pg_database())
+        rt = stack.enter_context(runtime(url))
+        company = uuid4()
+        clock = Clock()
+        ours = [
+            Session.import_row(company, row(external_id=f"o{i}"), "t.csv", clock())
+            for i in range(8)
+        ]
+        rt.app.save_batch(ours)
+        rt.runner.catch_up()
+        foreign: list[Session] = []
+        outcomes = []
+
+        def other(k: int) -> Session:
+            return Session.import_row(company, row(external_id=f"f{k}"), "t.csv", clock())
+
+        ops = [(i % 8, op, WORKER_STAGES[i % 4], i) for i, op in enumerate(OPS * 6)]
+        for k, (index, op, stage, n) in enumerate(ops):
+            clock.advance(1)
+            with contextlib.suppress(DomainError):
+                apply_op(ours[index], op, stage, n, clock)
+            if k % 4:
+                continue
+            if k % 3 == 0:  # another writer appends before our save: it must not be skipped
+                foreign.append(other(k))
+                rt.app.save_batch(foreign[-1:])
+            stored = rt.app.save_batch(ours)
+            if k % 3 == 1:  # another writer appends between our save and our projection
+                foreign.append(other(k))
+                rt.app.save_batch(foreign[-1:])
+            outcomes.append(rt.runner.apply_recorded("session_status", stored.recordings))
+            rt.runner.catch_up(["session_status"])  # as the daemon's next turn does
+        rt.app.save_batch(ours)
+        rt.runner.catch_up()
+        everyone = ours + foreign
+        ids = [s.id for s in everyone]
+        assert projected_rows(rt, ids) == folded_rows(everyone)
+        assert overview_counts(rt, company) == folded_overview(everyone)
+    assert True in outcomes and False in outcomes, "both paths must have been taken"
