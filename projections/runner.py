@@ -119,11 +119,9 @@ class ProjectionRunner:
             hint = self._applied_to.get(name)
             start = self.position(name) if hint is None else hint
             page = self._read(name, start)
-            if hint is not None and not page.notifications:
-                # Nothing after the hint: make sure nobody moved the projection back (rebuild).
-                start = self.position(name)
-                if start != hint:
-                    page = self._read(name, start)
+            # Nothing after the hint while another runner moved the projection back (a
+            # rebuild) leaves nothing to do here; the next event's `_apply` finds the position
+            # moved under its lock and reads again from where it really is.
             pages = 0
             while page.notifications and (max_pages is None or pages < max_pages):
                 end = page.notifications[-1].id
@@ -218,11 +216,9 @@ class ProjectionRunner:
         if self._applied_to.get(name) != start:
             projection.forget()  # what it remembers is from before another writer's pages
         self._applied_to.pop(name, None)
+        # On PostgreSQL the engine's connections commit without waiting for the WAL flush
+        # (projections/store.py): a projection's rows and position roll back together.
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            if conn.dialect.name == "postgresql":
-                # A projection is rebuilt from the log, and its position commits with its rows:
-                # after a crash both roll back together. No need to wait for the WAL flush.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             if self._position(conn, name, lock=True) != start:
                 return False
             projection.apply(conn, page.events)
