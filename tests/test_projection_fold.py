@@ -89,6 +89,15 @@ def check_fold(rt: Runtime, ops: list) -> None:
     assert folded_rows(reloaded) == folded_rows(sessions)
 
 
+def backend_runtime(stack: contextlib.ExitStack, backend: str, tmp_path) -> Runtime:
+    """A runtime on a fresh SQLite file or a fresh PostgreSQL database, closed with ``stack``."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fold.db'}"
+    else:
+        url = stack.enter_context(fresh_pg_database())
+    return stack.enter_context(runtime(url))
+
+
 SETTINGS = settings(
     max_examples=40,
     deadline=None,
@@ -160,11 +169,7 @@ def test_concurrent_catch_ups_on_one_runner_equal_the_fold(backend: str, tmp_pat
     import threading
 
     with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'concurrent.db'}"
-        else:
-            url = stack.enter_context(fresh_pg_database())
-        rt = stack.enter_context(runtime(url))
+        rt = backend_runtime(stack, backend, tmp_path)
         rt.runner.page_size = 5
         company = uuid4()
         clock = Clock()
@@ -212,11 +217,7 @@ def test_own_events_projected_from_memory_equal_the_fold(backend: str, tmp_path)
     """The daemon projects what it has just stored from memory when nothing else was written
     in between, and reads the log otherwise; either way the tables are the fold."""
     with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'own.db'}"
-        else:
-            url = stack.enter_context(fresh_pg_database())
-        rt = stack.enter_context(runtime(url))
+        rt = backend_runtime(stack, backend, tmp_path)
         company = uuid4()
         clock = Clock()
         ours = [
