@@ -13,6 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
+from psycopg.sql import SQL, Identifier
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from projections.schema import projection_tracking
@@ -78,11 +79,14 @@ class ProjectionRunner:
         one runner, and its hints and the projections' caches are not for two threads at
         once (the database would still refuse a double apply; this keeps the cache honest)."""
         self._applied_to: dict[str, int] = {}
+        """Where each projection stood after this runner's last commit: its in-memory state is
+        only trusted when the next page starts exactly there."""
         self._grown: dict[str, int] = {}
         """Events applied per projection since its tables' statistics were last refreshed."""
         self._analyze_at: dict[str, int] = {}
-        """Where each projection stood after this runner's last commit: its in-memory state is
-        only trusted when the next page starts exactly there."""
+        """The event count at which each projection's tables are analyzed next."""
+        self._log_analyze_at = self.ANALYZE_FIRST
+        """The log position at which the event table's statistics are refreshed next."""
 
     # ---------------------------------------------------------------- reading
     def position(self, name: str) -> int:
@@ -141,6 +145,7 @@ class ProjectionRunner:
                     break
                 page = ahead.result()
             self._refresh_statistics(name, total)
+        self._refresh_log_statistics(max(self._applied_to.values(), default=0))
         return total
 
     ANALYZE_FIRST = 1_000
@@ -160,6 +165,24 @@ class ProjectionRunner:
             for table in self.projections[name].tables:
                 conn.exec_driver_sql(f'ANALYZE "{table}"')
         self._analyze_at[name] = grown + min(max(grown, self.ANALYZE_FIRST), self.ANALYZE_MAX_GAP)
+
+    def _refresh_log_statistics(self, position: int) -> None:
+        """ANALYZE the event table once a catch-up reaches 1k events, then each time the log
+        doubles. Without statistics PostgreSQL guesses that `notification_id > x` keeps a
+        third of the table and reads the next page with a parallel bitmap scan and a sort:
+        15 ms a page at 80k events instead of 0.3 ms for the index scan it picks with them.
+        Autovacuum would only analyze after a minute, and a daemon reads a page every turn."""
+        if position < self._log_analyze_at or self.engine.dialect.name != "postgresql":
+            return
+        table = getattr(self.recorder, "events_table_name", None)
+        datastore = getattr(self.recorder, "datastore", None)
+        if table is None or datastore is None:
+            return
+        with datastore.get_connection() as conn:
+            conn.execute(
+                SQL("ANALYZE {}.{}").format(Identifier(datastore.schema), Identifier(table))
+            )
+        self._log_analyze_at = position + min(position, self.ANALYZE_MAX_GAP)
 
     def close(self) -> None:
         self._reader.shutdown(wait=False, cancel_futures=True)

@@ -30,6 +30,7 @@ def test_tables_are_analyzed_once_they_have_grown(pg_url: str) -> None:
         rt.app.save_batch(few)
         rt.runner.catch_up(["session_status"])
         assert _reltuples(rt, "session_stage_status") < 0, "50 events must not trigger ANALYZE"
+        assert _reltuples(rt, "livedash_events") < 0
 
         many = [
             Session.import_row(company, row(external_id=f"b{i}"), "t.csv", clock())
@@ -41,3 +42,5 @@ def test_tables_are_analyzed_once_they_have_grown(pg_url: str) -> None:
         # ANALYZE ran: the estimate is the real row count (1,250 sessions x 5 stages).
         assert _reltuples(rt, "session_stage_status") == 1_250 * 5
         assert _reltuples(rt, "sessions") == 1_250
+        # The event table too: the next page's read must not be planned for a third of it.
+        assert _reltuples(rt, "livedash_events") == 1_250
