@@ -14,10 +14,11 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 from psycopg.sql import SQL, Identifier
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from projections.schema import projection_tracking
 from projections.store import WRITE
+from projections.upsert import dialect_insert
 
 Event = DomainEventProtocol[Any]
 
@@ -242,38 +243,40 @@ class ProjectionRunner:
         # On PostgreSQL the engine's connections commit without waiting for the WAL flush
         # (projections/store.py): a projection's rows and position roll back together.
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            if self._position(conn, name, lock=True) != start:
+            if not self._advance(conn, name, start, page.notifications[-1].id, len(page.events)):
                 return False
             projection.apply(conn, page.events)
-            self._set_position(conn, name, start, page.notifications[-1].id, len(page.events))
         self._applied_to[name] = page.notifications[-1].id
         for listener in self.listeners:
             listener(name, page.events)
         return True
 
-    @staticmethod
-    def _set_position(conn: Connection, name: str, old: int, new: int, count: int) -> None:
+    def _advance(self, conn: Connection, name: str, old: int, new: int, count: int) -> bool:
+        """Moves the position from ``old`` to ``new`` unless another runner moved it first.
+
+        The conditional UPDATE both checks and locks the tracking row (a concurrent mover
+        waits for it and then finds the position changed), one round trip instead of a
+        SELECT ... FOR UPDATE before the page and an UPDATE after it."""
         now = datetime.now(UTC)
-        if old == 0:
-            exists = conn.execute(
-                select(projection_tracking.c.name).where(projection_tracking.c.name == name)
+        if old == 0:  # the first page: the row may not exist yet, and two runners may race
+            created = conn.execute(
+                dialect_insert(conn, projection_tracking)
+                .values(name=name, position=new, events_applied=count, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+                .returning(projection_tracking.c.name)
             ).first()
-            if exists is None:
-                conn.execute(
-                    insert(projection_tracking).values(
-                        name=name, position=new, events_applied=count, updated_at=now
-                    )
-                )
-                return
-        conn.execute(
+            if created is not None:
+                return True
+        moved = conn.execute(
             update(projection_tracking)
-            .where(projection_tracking.c.name == name)
+            .where(projection_tracking.c.name == name, projection_tracking.c.position == old)
             .values(
                 position=new,
                 events_applied=projection_tracking.c.events_applied + count,
                 updated_at=now,
             )
         )
+        return moved.rowcount == 1
 
     def rebuild(self, name: str) -> int:
         """Empties the projection and replays the whole log into it."""

@@ -89,13 +89,16 @@ def check_fold(rt: Runtime, ops: list) -> None:
     assert folded_rows(reloaded) == folded_rows(sessions)
 
 
+def backend_url(stack: contextlib.ExitStack, backend: str, tmp_path) -> str:
+    """A fresh SQLite file or a fresh PostgreSQL database, dropped with ``stack``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'fold.db'}"
+    return str(stack.enter_context(fresh_pg_database()))
+
+
 def backend_runtime(stack: contextlib.ExitStack, backend: str, tmp_path) -> Runtime:
     """A runtime on a fresh SQLite file or a fresh PostgreSQL database, closed with ``stack``."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fold.db'}"
-    else:
-        url = stack.enter_context(fresh_pg_database())
-    return stack.enter_context(runtime(url))
+    return stack.enter_context(runtime(backend_url(stack, backend, tmp_path)))
 
 
 SETTINGS = settings(
@@ -162,15 +165,23 @@ def test_rebuild_yields_identical_tables(backend: str, tmp_path) -> None:
             run(url)
 
 
+@pytest.mark.parametrize("runners", ["one", "separate"])
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_concurrent_catch_ups_on_one_runner_equal_the_fold(backend: str, tmp_path) -> None:
+def test_concurrent_catch_ups_equal_the_fold(backend: str, runners: str, tmp_path) -> None:
     """A daemon's loop, its scheduled import thread and `projections follow` may all call
-    catch-up on one runner at once, while events keep arriving: still the fold, no double count."""
+    catch-up on one runner at once; daemons on several machines each have their own runner
+    and move the same position. While events keep arriving: still the fold, no double count."""
     import threading
 
     with contextlib.ExitStack() as stack:
-        rt = backend_runtime(stack, backend, tmp_path)
+        url = backend_url(stack, backend, tmp_path)
+        rt = stack.enter_context(runtime(url))
         rt.runner.page_size = 5
+        projecting = [rt] * 3
+        if runners == "separate":
+            projecting = [stack.enter_context(runtime(url)) for _ in range(3)]
+            for other in projecting:
+                other.runner.page_size = 5
         company = uuid4()
         clock = Clock()
         sessions = [
@@ -181,14 +192,14 @@ def test_concurrent_catch_ups_on_one_runner_equal_the_fold(backend: str, tmp_pat
         done = threading.Event()
         errors: list[BaseException] = []
 
-        def project() -> None:
+        def project(each: Runtime) -> None:
             try:
                 while not done.is_set():
-                    rt.runner.catch_up()
+                    each.runner.catch_up()
             except BaseException as e:  # reported below, not lost in a thread
                 errors.append(e)
 
-        threads = [threading.Thread(target=project) for _ in range(3)]
+        threads = [threading.Thread(target=project, args=(each,)) for each in projecting]
         for t in threads:
             t.start()
         try:
@@ -210,6 +221,8 @@ def test_concurrent_catch_ups_on_one_runner_equal_the_fold(backend: str, tmp_pat
         overview = overview_counts(rt, company)
         assert overview == folded_overview(sessions)
         assert overview[(WORKER_STAGES[-1].value, "COMPLETED")] == len(sessions)
+        applied = {lag.name: lag.events_applied for lag in rt.runner.lag()}
+        assert applied["session_status"] == len(sessions) * (1 + 2 * len(WORKER_STAGES))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
