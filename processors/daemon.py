@@ -38,7 +38,7 @@ from processors.heap import daemon_heap
 from processors.reporting import Reporter
 from processors.retry import RetryPolicy
 from projections.runner import Event, ProjectionRunner
-from projections.status import StatusProjection
+from projections.status import Known, StatusProjection, known
 from projections.work import due_work, next_wakeup, running_elsewhere
 
 STATUS = StatusProjection.name
@@ -185,6 +185,8 @@ class Daemon:
         """Pages applied by any thread sharing the runner (a scheduled import's too): the
         loop turns them into candidates itself, so only its thread touches the queues."""
         runner.listeners.append(self._on_page)
+        status = runner.projections.get(STATUS)
+        self._status = status if isinstance(status, StatusProjection) else None
 
     # ------------------------------------------------------------- control
     def request_stop(self) -> None:
@@ -331,6 +333,7 @@ class Daemon:
             s: timedelta(seconds=self.config.for_stage(s).lease_seconds) for s in self.processors
         }
         batch: list[tuple[Session, Stage, int | None]] = []
+        loaded: list[Known] = []
         for stage, queue in self.candidates.items():
             self.zombies[stage] = {f for f in self.zombies[stage] if not f.done()}
             busy = len(self.zombies[stage]) + sum(1 for k in self.in_flight if k[1] is stage)
@@ -350,6 +353,8 @@ class Daemon:
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
                 reason = session.skip_reason(stage)
+                if self._status is not None and (reason or taken < free):
+                    loaded.append(known(session))  # before the command changes it
                 try:
                     if reason and session.stages[stage].status is Status.PENDING:
                         session.skip_stage(stage, reason, now)
@@ -366,6 +371,9 @@ class Daemon:
                     continue
         if not batch:
             return
+        if self._status is not None:
+            # The status projection applies these claims next turn without reading the rows.
+            self._status.know(loaded)
         saved = self._save([s for s, _, _ in batch])
         for session, stage, claimed in batch:
             if session.id not in saved:

@@ -16,6 +16,7 @@ from cli.runtime import Runtime
 from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import WORKER_STAGES
+from projections.status import StatusProjection, known
 from tests.conftest import fresh_pg_database
 from tests.factories import Clock, row
 from tests.harness import folded_overview, folded_rows, overview_counts, projected_rows, runtime
@@ -268,3 +269,45 @@ def test_own_events_projected_from_memory_equal_the_fold(backend: str, tmp_path)
         assert projected_rows(rt, ids) == folded_rows(everyone)
         assert overview_counts(rt, company) == folded_overview(everyone)
     assert True in outcomes and False in outcomes, "both paths must have been taken"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_known_states_stand_in_for_reads_and_equal_the_fold(backend: str, tmp_path) -> None:
+    """The daemon tells the status projection what the sessions it claims held when loaded;
+    the projection uses that instead of reading their rows only when the page's first event
+    of the session directly follows that version. Stale states are offered too, and must be
+    ignored: the tables are the fold either way."""
+    with contextlib.ExitStack() as stack:
+        rt = backend_runtime(stack, backend, tmp_path)
+        status = rt.runner.projections["session_status"]
+        assert isinstance(status, StatusProjection)
+        company = uuid4()
+        clock = Clock()
+        sessions = [
+            Session.import_row(company, row(external_id=f"k{i}"), "t.csv", clock())
+            for i in range(6)
+        ]
+        rt.app.save_batch(sessions)
+        rt.runner.catch_up()
+        first = {s.id: known(s) for s in sessions}  # version 1: stale once a session moved on
+        ops = [(i % 6, op, WORKER_STAGES[i % 4], i) for i, op in enumerate(OPS * 5)]
+        usable = stale = 0
+        for k, (index, op, stage, n) in enumerate(ops):
+            s = sessions[index]
+            before = known(s)
+            clock.advance(1)
+            with contextlib.suppress(DomainError):
+                apply_op(s, op, stage, n, clock)
+            status.forget()  # nothing cached: each session comes from a known state or its rows
+            offered = first[s.id] if k % 3 == 0 else before
+            status.know([offered])
+            if rt.app.save_batch([s]).saved:
+                usable += offered.version == before.version
+                stale += offered.version != before.version
+            rt.runner.catch_up(["session_status"])
+        ids = [s.id for s in sessions]
+        assert projected_rows(rt, ids) == folded_rows(sessions)
+        assert overview_counts(rt, company) == folded_overview(sessions)
+    # Every current state was used instead of a read, and every stale one was refused.
+    assert stale > 0 and usable > 0
+    assert status.known_used == usable
