@@ -86,6 +86,10 @@ class DaemonConfig:
     grace_seconds: float = 30.0
     tune_gc: bool = True
     """Collect garbage less often while running (see processors/heap.py)."""
+    projection_defer: int = 1
+    """Turns the status projection may wait with this daemon's own events while no one else
+    writes: one page then carries two turns, and a stage started in one and finished in the
+    next is one row write, not two."""
 
     def for_stage(self, stage: Stage) -> StageConfig:
         return self.stage_configs.get(stage) or StageConfig()
@@ -180,7 +184,9 @@ class Daemon:
         self._last_others = 0.0
         self._loop_thread: int | None = None
         self._own: list[Recording[UUID]] = []
-        """What this turn's saves stored: the next turn projects it from memory."""
+        """What this daemon's saves stored since the status projection last took it: it
+        projects them from memory."""
+        self._deferred = 0
         self._pages: SimpleQueue[tuple[str, Sequence[Event]]] = SimpleQueue()
         """Pages applied by any thread sharing the runner (a scheduled import's too): the
         loop turns them into candidates itself, so only its thread touches the queues."""
@@ -225,6 +231,9 @@ class Daemon:
                         time.sleep(rest)
         finally:
             self._record_usages()  # paid answers that came in during the last turn
+            own, self._own = self._own, []
+            if own:
+                self.runner.apply_recorded(STATUS, own)
             self.runner.catch_up()  # leave every projection up to date
             for pool in self.pools.values():
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -243,11 +252,8 @@ class Daemon:
     def _tick(self) -> None:
         for job in self.scheduled:
             job()
-        status = [STATUS]
-        own, self._own = self._own, []
-        if own:
-            self.runner.apply_recorded(STATUS, own)  # else the catch-up below reads them
-        self.runner.catch_up(status)
+        if not self._defer_projection():
+            self._project()
         now_mono = time.monotonic()
         if now_mono - self._last_others >= self.config.other_projections_interval:
             self._last_others = now_mono
@@ -258,10 +264,32 @@ class Daemon:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
                 self._last_level = now_mono
+                if self._own:  # what is due is asked of the projection: bring it up to date
+                    self._project()
+                    self._take_pages()
                 self._refresh_companies()
                 self._level_trigger()
             self._claim()
         self.reporter.tick(self._snapshot())
+
+    def _project(self) -> None:
+        """Brings the status projection up to date: this daemon's own events from memory,
+        anyone else's from the log."""
+        own, self._own = self._own, []
+        self._deferred = 0
+        if own:
+            self.runner.apply_recorded(STATUS, own)  # else the catch-up below reads them
+        self.runner.catch_up([STATUS])
+
+    def _defer_projection(self) -> bool:
+        """True when the projection may wait a turn: only this daemon wrote since it was last
+        brought up to date (the log ends with our last event), and it has not waited long."""
+        if not self._own or self._deferred >= self.config.projection_defer:
+            return False
+        if self.runner.head() != self._own[-1].notification.id:
+            return False  # another writer's events: their sessions must not wait
+        self._deferred += 1
+        return True
 
     def _snapshot(self) -> dict[str, Any]:
         return {
@@ -613,6 +641,12 @@ class Daemon:
     def _idle(self) -> bool:
         if self.in_flight or any(self.candidates.values()) or not self.usages.empty():
             return False
+        if self._own:  # the projection has yet to see our last events (and their candidates)
+            self._project()
+            self._take_pages()
+            if any(self.candidates.values()):
+                self.wake.set()  # work for the next turn, not a reason to sleep first
+                return False
         if not self._pages.empty():
             return False
         if any(getattr(job, "busy", False) for job in self.scheduled):
