@@ -84,6 +84,19 @@ session_stage_status = Table(
     Index("ix_sss_status_retry", "status", "retry_at"),
 )
 
+stage_ready = Table(
+    "stage_ready",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("stage", String(32), primary_key=True),
+    Column("company_id", Uuid, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Index("ix_stage_ready_stage_since", "stage", "since"),
+)
+"""Stages that wait only for a worker: PENDING while their predecessor is done (for stages
+after TRANSCRIPT_FETCH). Kept by the status projection, so finding due work reads these few
+rows instead of every PENDING row with a lookup of its predecessor."""
+
 RETRY_SCHEDULED = "RETRY_SCHEDULED"  # fits the status column (16)
 """An extra `pipeline_overview` bucket next to the five statuses: FAILED rows with a retry time,
 counted as they change, so the status report never counts them row by row (that took

@@ -20,12 +20,14 @@ from domain.session import Session
 from domain.stage_state import StageState, StageStates, new_states, on_imported
 from domain.stages import STAGE_ORDER, Stage, Status
 from projections.bulk import SESSION_ROWS, STAGE_ROWS, Row
+from projections.ready import QUEUED, ready_since
 from projections.runner import Event
 from projections.schema import (
     RETRY_SCHEDULED,
     pipeline_overview,
     session_stage_status,
     sessions,
+    stage_ready,
 )
 from projections.upsert import upsert
 
@@ -57,13 +59,25 @@ class _Tracked:
     before: dict[Stage, tuple[str, ...]]
     """The overview buckets of each touched stage before this page (empty: no row yet)."""
     touched: set[Stage] = field(default_factory=set)
+    ready_before: dict[Stage, datetime | None] = field(default_factory=dict)
+    """The `stage_ready` time before this page of each queued stage a touched one affects."""
 
     def touch(self, stages: Iterable[Stage]) -> None:
-        """Remembers the buckets of stages an event is about to change, once per page."""
+        """Remembers the buckets of stages an event is about to change, once per page, and
+        whether they and the stage after each waited for a worker."""
         for stage in stages:
             if stage not in self.touched:
                 self.touched.add(stage)
                 self.before[stage] = self.buckets_now(stage)
+                for queued in (stage, stage.next):
+                    if queued in QUEUED and queued not in self.ready_before:
+                        self.ready_before[queued] = self.ready_now(queued)
+
+    def ready_now(self, stage: Stage) -> datetime | None:
+        stages = self.stages
+        if isinstance(stages, _StoredStages) and not stages.stored(stage):
+            return None  # no row yet
+        return ready_since(stages, stage)
 
     def buckets_now(self, stage: Stage) -> tuple[str, ...]:
         stages = self.stages
@@ -173,7 +187,12 @@ class StatusProjection:
 
     name = "session_status"
     topics = tuple(cls.TOPIC for cls in STATUS_EVENTS)
-    tables: tuple[str, ...] = (session_stage_status.name, pipeline_overview.name, sessions.name)
+    tables: tuple[str, ...] = (
+        session_stage_status.name,
+        pipeline_overview.name,
+        sessions.name,
+        stage_ready.name,
+    )
 
     def __init__(self, cache_sessions: int = 4_000) -> None:
         self.cache_sessions = cache_sessions
@@ -207,12 +226,14 @@ class StatusProjection:
                 states = new_states()
                 on_imported(states, event.timestamp)
                 before: dict[Stage, tuple[str, ...]] = {s: () for s in STAGE_ORDER}
+                ready: dict[Stage, datetime | None] = dict.fromkeys(QUEUED)
                 previous = tracked.get(sid)
                 if previous is not None:  # re-created after a rebuild gap: keep counts right
                     previous.touch(STAGE_ORDER)
                     before = previous.before
+                    ready = previous.ready_before
                 tracked[sid] = _Tracked(
-                    event.company_id, event.external_id, states, before, set(STAGE_ORDER)
+                    event.company_id, event.external_id, states, before, set(STAGE_ORDER), ready
                 )
                 new_sessions.append(_session_row(sid, event.company_id, event.row, event.timestamp))
                 continue
@@ -251,6 +272,7 @@ class StatusProjection:
                 continue
             cached.before = {}
             cached.touched = set()
+            cached.ready_before = {}
             tracked[sid] = cached
         dialect = conn.dialect.name
         for row in STAGE_ROWS.load_raw(conn, "session_id", sorted(missing)):
@@ -274,7 +296,20 @@ class StatusProjection:
     ) -> None:
         rows = []
         deltas: Counter[tuple[UUID, str, str]] = Counter()
+        ready: list[dict[str, Any]] = []
+        unready: dict[Stage, list[UUID]] = {}
         for sid, t in tracked.items():
+            for stage, was in t.ready_before.items():
+                since = t.ready_now(stage)
+                if since == was:
+                    continue
+                if since is None:
+                    unready.setdefault(stage, []).append(sid)
+                else:
+                    ready.append(
+                        {"session_id": sid, "stage": stage.value, "company_id": t.company_id,
+                         "since": since}
+                    )  # fmt: skip
             for stage in t.touched:
                 rows.append(row_from_state(sid, t, stage))
                 old = t.before[stage]
@@ -298,6 +333,13 @@ class StatusProjection:
         )
         if any(n < 0 for n in deltas.values()):
             conn.execute(delete(pipeline_overview).where(pipeline_overview.c.count == 0))
+        for stage, ids in unready.items():
+            conn.execute(
+                delete(stage_ready).where(
+                    stage_ready.c.stage == stage.value, stage_ready.c.session_id.in_(ids)
+                )
+            )
+        upsert(conn, stage_ready, ready, ("session_id", "stage"))
         SESSION_ROWS.upsert(conn, new_sessions)
         for sid, r in changed_rows.items():
             conn.execute(
@@ -313,6 +355,7 @@ class StatusProjection:
             )
 
     def clear(self, conn: Connection) -> None:
+        conn.execute(delete(stage_ready))
         conn.execute(delete(session_stage_status))
         conn.execute(delete(pipeline_overview))
         conn.execute(delete(sessions))

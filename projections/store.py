@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from projections.ready import backfill_ready
 from projections.schema import metadata
 
 WRITE = {"livedash_write": True}
@@ -53,7 +54,12 @@ def _sqlite_transactions(engine: Engine) -> None:
 
 
 def create_schema(engine: Engine) -> None:
+    existing = set(inspect(engine).get_table_names())
     metadata.create_all(engine)
+    if "stage_ready" not in existing and "session_stage_status" in existing:
+        # A status projection built before `stage_ready` existed: derive it once.
+        with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            backfill_ready(conn)
 
 
 def check_schema(engine: Engine) -> None:

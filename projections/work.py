@@ -10,7 +10,9 @@ from sqlalchemy import Connection, and_, exists, func, select
 from sqlalchemy.orm import aliased
 
 from domain.stages import READY_WHEN_PREVIOUS, Stage, Status
+from projections.ready import QUEUED
 from projections.schema import session_stage_status as sss
+from projections.schema import stage_ready
 
 
 def due_work(
@@ -18,7 +20,8 @@ def due_work(
 ) -> list[UUID]:
     """Sessions whose ``stage`` a worker should take now, oldest first.
 
-    Three index-friendly slices: PENDING whose predecessor is done, FAILED whose retry time has
+    Three index-friendly slices: PENDING whose predecessor is done (for the stages after
+    TRANSCRIPT_FETCH, the status projection's `stage_ready` rows), FAILED whose retry time has
     come, IN_PROGRESS whose lease expired.
     """
     if not companies or limit <= 0:
@@ -26,7 +29,18 @@ def due_work(
     found: list[UUID] = []
     base = [sss.c.stage == stage.value, sss.c.company_id.in_(list(companies))]
     previous = stage.previous
-    if previous is not None:
+    if stage in QUEUED:  # kept by the status projection: read only what is due
+        rows = conn.execute(
+            select(stage_ready.c.session_id)
+            .where(
+                stage_ready.c.stage == stage.value, stage_ready.c.company_id.in_(list(companies))
+            )
+            .order_by(stage_ready.c.since)
+            .limit(limit)
+        ).all()
+        found.extend(r[0] for r in rows)
+        pending = None
+    elif previous is not None:
         prev = aliased(sss)
         ready = exists().where(
             prev.c.session_id == sss.c.session_id,
@@ -37,7 +51,7 @@ def due_work(
     else:
         pending = and_(*base, sss.c.status == Status.PENDING.value)
     slices = [
-        pending,
+        *([pending] if pending is not None else []),
         and_(*base, sss.c.status == Status.FAILED.value, sss.c.retry_at <= now),
         and_(*base, sss.c.status == Status.IN_PROGRESS.value, sss.c.lease_expires_at <= now),
     ]

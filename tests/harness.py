@@ -8,13 +8,20 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.orm import aliased
 
 from cli.runtime import Runtime
 from domain.session import Session
-from domain.stages import STAGE_ORDER, Status
+from domain.stages import READY_WHEN_PREVIOUS, STAGE_ORDER, Status
 from projections.bulk import STAGE_ROWS
-from projections.schema import RETRY_SCHEDULED, pipeline_overview, session_stage_status
+from projections.ready import QUEUED, ready_since
+from projections.schema import (
+    RETRY_SCHEDULED,
+    pipeline_overview,
+    session_stage_status,
+    stage_ready,
+)
 from projections.status import row_from_state
 
 
@@ -76,3 +83,48 @@ def folded_overview(sessions: list[Session]) -> Counter[tuple[str, str]]:
             if state.status is Status.FAILED and state.retry_at is not None:
                 counts[(stage.value, RETRY_SCHEDULED)] += 1
     return counts
+
+
+def projected_ready(rt: Runtime, ids: list[UUID]) -> dict[tuple[UUID, str], tuple[Any, ...]]:
+    """The `stage_ready` rows of these sessions: (session, stage) -> (company, since)."""
+    wanted = set(ids)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(select(stage_ready)).all()
+    return {
+        (r.session_id, r.stage): (r.company_id, r.since) for r in rows if r.session_id in wanted
+    }
+
+
+def folded_ready(sessions: list[Session]) -> dict[tuple[UUID, str], tuple[Any, ...]]:
+    """What `stage_ready` must hold: queued stages PENDING behind a done predecessor."""
+    out = {}
+    for s in sessions:
+        for stage in QUEUED:
+            since = ready_since(s.stages, stage)
+            if since is not None:
+                out[(s.id, stage.value)] = (s.company_id, since)
+    return out
+
+
+def ready_by_scan(rt: Runtime) -> set[tuple[UUID, str]]:
+    """The same set found the slow way, independently of `ready_since`: every PENDING row
+    of a queued stage whose predecessor's row is in a status that lets it run."""
+    found: set[tuple[UUID, str]] = set()
+    with rt.engine.connect() as conn:
+        for stage in QUEUED:
+            previous = stage.previous
+            assert previous is not None
+            prev = aliased(session_stage_status)
+            rows = conn.execute(
+                select(session_stage_status.c.session_id).where(
+                    session_stage_status.c.stage == stage.value,
+                    session_stage_status.c.status == Status.PENDING.value,
+                    exists().where(
+                        prev.c.session_id == session_stage_status.c.session_id,
+                        prev.c.stage == previous.value,
+                        prev.c.status.in_([s.value for s in READY_WHEN_PREVIOUS[stage]]),
+                    ),
+                )
+            ).all()
+            found.update((r[0], stage.value) for r in rows)
+    return found

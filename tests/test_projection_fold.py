@@ -19,7 +19,16 @@ from domain.stages import WORKER_STAGES
 from projections.status import StatusProjection, known
 from tests.conftest import fresh_pg_database
 from tests.factories import Clock, row
-from tests.harness import folded_overview, folded_rows, overview_counts, projected_rows, runtime
+from tests.harness import (
+    folded_overview,
+    folded_ready,
+    folded_rows,
+    overview_counts,
+    projected_ready,
+    projected_rows,
+    ready_by_scan,
+    runtime,
+)
 
 OPS = (
     "start",
@@ -85,6 +94,8 @@ def check_fold(rt: Runtime, ops: list) -> None:
     rt.runner.catch_up()
     ids = [s.id for s in sessions]
     assert projected_rows(rt, ids) == folded_rows(sessions)
+    assert projected_ready(rt, ids) == folded_ready(sessions)
+    assert {k for k in ready_by_scan(rt) if k[0] in set(ids)} == set(folded_ready(sessions))
     assert overview_counts(rt, company) == folded_overview(sessions)
     reloaded = rt.app.get_sessions(ids)
     assert folded_rows(reloaded) == folded_rows(sessions)
@@ -219,6 +230,7 @@ def test_concurrent_catch_ups_equal_the_fold(backend: str, runners: str, tmp_pat
         rt.runner.catch_up()
         ids = [s.id for s in sessions]
         assert projected_rows(rt, ids) == folded_rows(sessions)
+        assert projected_ready(rt, ids) == folded_ready(sessions)
         overview = overview_counts(rt, company)
         assert overview == folded_overview(sessions)
         assert overview[(WORKER_STAGES[-1].value, "COMPLETED")] == len(sessions)
@@ -267,6 +279,7 @@ def test_own_events_projected_from_memory_equal_the_fold(backend: str, tmp_path)
         everyone = ours + foreign
         ids = [s.id for s in everyone]
         assert projected_rows(rt, ids) == folded_rows(everyone)
+        assert projected_ready(rt, ids) == folded_ready(everyone)
         assert overview_counts(rt, company) == folded_overview(everyone)
     assert True in outcomes and False in outcomes, "both paths must have been taken"
 
@@ -307,6 +320,7 @@ def test_known_states_stand_in_for_reads_and_equal_the_fold(backend: str, tmp_pa
             rt.runner.catch_up(["session_status"])
         ids = [s.id for s in sessions]
         assert projected_rows(rt, ids) == folded_rows(sessions)
+        assert projected_ready(rt, ids) == folded_ready(sessions)
         assert overview_counts(rt, company) == folded_overview(sessions)
     # Every current state was used instead of a read, and every stale one was refused.
     assert stale > 0 and usable > 0
