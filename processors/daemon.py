@@ -231,9 +231,7 @@ class Daemon:
                         time.sleep(rest)
         finally:
             self._record_usages()  # paid answers that came in during the last turn
-            own, self._own = self._own, []
-            if own:
-                self.runner.apply_recorded(STATUS, own)
+            self._project()  # our own last events from memory, then
             self.runner.catch_up()  # leave every projection up to date
             for pool in self.pools.values():
                 pool.shutdown(wait=False, cancel_futures=True)

@@ -165,7 +165,11 @@ class ProjectionRunner:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in self.projections[name].tables:
                 conn.exec_driver_sql(f'ANALYZE "{table}"')
-        self._analyze_at[name] = grown + min(max(grown, self.ANALYZE_FIRST), self.ANALYZE_MAX_GAP)
+        self._analyze_at[name] = self._next_analyze(grown)
+
+    def _next_analyze(self, count: int) -> int:
+        """When the count has doubled, but at least every ANALYZE_MAX_GAP."""
+        return count + min(max(count, self.ANALYZE_FIRST), self.ANALYZE_MAX_GAP)
 
     def _refresh_log_statistics(self, position: int) -> None:
         """ANALYZE the event table once a catch-up reaches 1k events, then each time the log
@@ -183,7 +187,7 @@ class ProjectionRunner:
             conn.execute(
                 SQL("ANALYZE {}.{}").format(Identifier(datastore.schema), Identifier(table))
             )
-        self._log_analyze_at = position + min(position, self.ANALYZE_MAX_GAP)
+        self._log_analyze_at = self._next_analyze(position)
 
     def close(self) -> None:
         self._reader.shutdown(wait=False, cancel_futures=True)

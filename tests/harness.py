@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from projections.schema import (
     stage_ready,
 )
 from projections.status import row_from_state
+from tests.factories import row
 
 
 @contextmanager
@@ -32,6 +34,27 @@ def runtime(url: str, create: bool = True) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.close()
+
+
+def imported(
+    rt: Runtime, company_id: UUID, n: int, prefix: str, clock: Callable[[], datetime]
+) -> list[Session]:
+    """n freshly imported sessions, stored and projected."""
+    sessions = [
+        Session.import_row(company_id, row(external_id=f"{prefix}{i}"), "t.csv", clock())
+        for i in range(n)
+    ]
+    rt.app.save_batch(sessions)
+    rt.runner.catch_up()
+    return sessions
+
+
+def assert_projected_is_fold(rt: Runtime, company_id: UUID, sessions: list[Session]) -> None:
+    """The status projection's three tables hold exactly the fold of these sessions."""
+    ids = [s.id for s in sessions]
+    assert projected_rows(rt, ids) == folded_rows(sessions)
+    assert projected_ready(rt, ids) == folded_ready(sessions)
+    assert overview_counts(rt, company_id) == folded_overview(sessions)
 
 
 def projected_rows(rt: Runtime, ids: list[UUID]) -> dict[tuple[UUID, str], tuple[Any, ...]]:

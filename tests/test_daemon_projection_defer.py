@@ -19,7 +19,7 @@ from processors.clock import utc_now
 from processors.daemon import Daemon, DaemonConfig
 from processors.reporting import JsonLogReporter
 from tests.factories import row
-from tests.harness import folded_rows, projected_rows, runtime
+from tests.harness import assert_projected_is_fold, imported, runtime
 
 STATUS = "session_status"
 
@@ -44,12 +44,7 @@ def _start(daemon: Daemon, sessions: list[Session]) -> None:
 def test_own_events_wait_one_turn_and_foreign_ones_none(database_url: str) -> None:
     with runtime(database_url) as rt:
         company = rt.app.register_company(Company.register("Acme", "x.csv", utc_now()))
-        ours = [
-            Session.import_row(company.id, row(external_id=f"o{i}"), "x.csv", utc_now())
-            for i in range(4)
-        ]
-        rt.app.save_batch(ours)
-        rt.runner.catch_up()
+        ours = imported(rt, company.id, 4, "o", utc_now)
         daemon = _daemon(rt, database_url)
 
         _start(daemon, ours[:2])
@@ -66,19 +61,13 @@ def test_own_events_wait_one_turn_and_foreign_ones_none(database_url: str) -> No
         daemon._project()
         assert rt.runner.position(STATUS) == rt.runner.head()
 
-        everyone = [*ours, foreign]
-        assert projected_rows(rt, [s.id for s in everyone]) == folded_rows(everyone)
+        assert_projected_is_fold(rt, company.id, [*ours, foreign])
 
 
 def test_not_idle_until_the_projection_has_our_events(database_url: str) -> None:
     with runtime(database_url) as rt:
         company = rt.app.register_company(Company.register("Acme", "x.csv", utc_now()))
-        ours = [
-            Session.import_row(company.id, row(external_id=f"o{i}"), "x.csv", utc_now())
-            for i in range(3)
-        ]
-        rt.app.save_batch(ours)
-        rt.runner.catch_up()
+        ours = imported(rt, company.id, 3, "o", utc_now)
         daemon = _daemon(rt, database_url)
         daemon._refresh_companies()
         _start(daemon, ours)
@@ -86,4 +75,4 @@ def test_not_idle_until_the_projection_has_our_events(database_url: str) -> None
 
         daemon._idle()  # whatever it answers, it must have brought the projection up to date
         assert rt.runner.position(STATUS) == rt.runner.head()
-        assert projected_rows(rt, [s.id for s in ours]) == folded_rows(ours)
+        assert_projected_is_fold(rt, company.id, ours)

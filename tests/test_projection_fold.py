@@ -20,9 +20,11 @@ from projections.status import StatusProjection, known
 from tests.conftest import fresh_pg_database
 from tests.factories import Clock, row
 from tests.harness import (
+    assert_projected_is_fold,
     folded_overview,
     folded_ready,
     folded_rows,
+    imported,
     overview_counts,
     projected_ready,
     projected_rows,
@@ -246,12 +248,7 @@ def test_own_events_projected_from_memory_equal_the_fold(backend: str, tmp_path)
         rt = backend_runtime(stack, backend, tmp_path)
         company = uuid4()
         clock = Clock()
-        ours = [
-            Session.import_row(company, row(external_id=f"o{i}"), "t.csv", clock())
-            for i in range(8)
-        ]
-        rt.app.save_batch(ours)
-        rt.runner.catch_up()
+        ours = imported(rt, company, 8, "o", clock)
         foreign: list[Session] = []
         outcomes = []
 
@@ -276,11 +273,7 @@ def test_own_events_projected_from_memory_equal_the_fold(backend: str, tmp_path)
             rt.runner.catch_up(["session_status"])  # as the daemon's next turn does
         rt.app.save_batch(ours)
         rt.runner.catch_up()
-        everyone = ours + foreign
-        ids = [s.id for s in everyone]
-        assert projected_rows(rt, ids) == folded_rows(everyone)
-        assert projected_ready(rt, ids) == folded_ready(everyone)
-        assert overview_counts(rt, company) == folded_overview(everyone)
+        assert_projected_is_fold(rt, company, ours + foreign)
     assert True in outcomes and False in outcomes, "both paths must have been taken"
 
 
@@ -296,12 +289,7 @@ def test_known_states_stand_in_for_reads_and_equal_the_fold(backend: str, tmp_pa
         assert isinstance(status, StatusProjection)
         company = uuid4()
         clock = Clock()
-        sessions = [
-            Session.import_row(company, row(external_id=f"k{i}"), "t.csv", clock())
-            for i in range(6)
-        ]
-        rt.app.save_batch(sessions)
-        rt.runner.catch_up()
+        sessions = imported(rt, company, 6, "k", clock)
         first = {s.id: known(s) for s in sessions}  # version 1: stale once a session moved on
         ops = [(i % 6, op, WORKER_STAGES[i % 4], i) for i, op in enumerate(OPS * 5)]
         usable = stale = 0
@@ -318,10 +306,7 @@ def test_known_states_stand_in_for_reads_and_equal_the_fold(backend: str, tmp_pa
                 usable += offered.version == before.version
                 stale += offered.version != before.version
             rt.runner.catch_up(["session_status"])
-        ids = [s.id for s in sessions]
-        assert projected_rows(rt, ids) == folded_rows(sessions)
-        assert projected_ready(rt, ids) == folded_ready(sessions)
-        assert overview_counts(rt, company) == folded_overview(sessions)
+        assert_projected_is_fold(rt, company, sessions)
     # Every current state was used instead of a read, and every stale one was refused.
     assert stale > 0 and usable > 0
     assert status.known_used == usable

@@ -13,15 +13,13 @@ from domain.session import Session
 from domain.stages import Stage
 from projections.store import create_schema
 from projections.work import due_work
-from tests.factories import Clock, row
-from tests.harness import folded_ready, projected_ready, ready_by_scan, runtime
+from tests.factories import Clock
+from tests.harness import folded_ready, imported, projected_ready, ready_by_scan, runtime
 
 
 def _sessions_in_every_state(rt: Runtime, clock: Clock) -> tuple[UUID, list[Session]]:
     company = uuid4()
-    sessions = [
-        Session.import_row(company, row(external_id=f"r{i}"), "t.csv", clock()) for i in range(9)
-    ]
+    sessions = imported(rt, company, 9, "r", clock)
     for i, s in enumerate(sessions):
         clock.advance(1)
         now = clock()
