@@ -35,13 +35,14 @@ from processors.notify import PgListener
 from processors.reporting import JsonLogReporter, Reporter, TerminalReporter
 
 DEFAULTS: dict[Stage, tuple[int, float, int]] = {
-    # concurrency, timeout (seconds; always cut to end before the lease), queue depth.
+    # concurrency, timeout (seconds; a heartbeat keeps the lease alive however long), queue depth.
     # Parsing takes about a millisecond: a deep queue lets every fetched transcript chain
     # straight into SESSION_CREATION in the same transaction (measured: 61 instead of 161
     # loop turns for 5,000 sessions, ~40% more sessions/s on PostgreSQL).
     Stage.TRANSCRIPT_FETCH: (16, 30.0, 64),
     Stage.SESSION_CREATION: (8, 60.0, 128),
-    Stage.AI_ANALYSIS: (8, 90.0, 32),
+    # A slow model (90 s an answer) must complete, not loop: two requests and a rate-limit wait.
+    Stage.AI_ANALYSIS: (8, 300.0, 32),
     Stage.QUESTION_EXTRACTION: (8, 30.0, 32),
 }
 
@@ -75,7 +76,7 @@ def stage_configs(
             raise CliError(f"lease for {stage.value} is too short ({lease}s)", code=ExitCode.USAGE)
         configs[stage] = StageConfig(
             concurrency=max(1, int(concurrency.get(stage, conc))),
-            timeout=min(timeout, lease * 0.8),
+            timeout=timeout,
             lease_seconds=lease,
             queue_depth=depth,
         )
@@ -136,8 +137,8 @@ def build_analyser(
         config = OpenAIAnalyserConfig.from_env(
             st.env,
             # Two requests (one repair) and a limiter wait must end before the stage timeout.
-            timeout=max(1.0, min(30.0, stage_timeout * 0.4)),
-            rate_limit_max_wait=max(1.0, stage_timeout * 0.1),
+            timeout=max(1.0, min(120.0, stage_timeout * 0.4)),
+            rate_limit_max_wait=max(1.0, stage_timeout * 0.2),
         )
     except ValueError as e:
         raise CliError(

@@ -14,7 +14,7 @@ DEFAULT_DATABASE_URL = "sqlite:///livedash.db"
 class Settings(BaseModel):
     database_url: str = DEFAULT_DATABASE_URL
     actor: str = Field(default_factory=lambda: _os_user())
-    lease_seconds: float = 120.0
+    lease_seconds: float = 30.0
     fetch_allow_hosts: tuple[str, ...] = ()
 
     @classmethod

@@ -27,7 +27,7 @@ from domain.analysis import Category, Sentiment, SessionAnalysis
 from domain.company import Company, CompanyStatus, CredentialRef, ImportRun, company_id_for
 from domain.csv_rows import RowRejection, SourceRow
 from domain.errors import CompanyError
-from domain.payloads import AIUsage, FetchedTranscript, SessionFields
+from domain.payloads import AIRequestIntent, AIUsage, FetchedTranscript, SessionFields
 from domain.session import Session
 from domain.stages import Stage, Status
 from domain.transcript import Message
@@ -92,6 +92,7 @@ MODEL_TRANSCODINGS: tuple[tuple[type[BaseModel], str], ...] = (
     (FetchedTranscript, "fetched_transcript"),
     (SessionFields, "session_fields"),
     (AIUsage, "ai_usage"),
+    (AIRequestIntent, "ai_request_intent"),
     (SessionAnalysis, "session_analysis"),
     (Message, "message"),
 )
@@ -121,6 +122,8 @@ class LiveDashApp(Application[UUID]):
 
         When any aggregate lost a race (another writer appended to it first), the batch is
         retried one aggregate at a time, so the winners still land and the losers are named.
+        Any other failure (the database is away) stores nothing and leaves the events pending
+        on their aggregates, so a later save stores them.
         """
         pending = [(a, list(a.collect_events())) for a in aggregates]
         pending = [(a, events) for a, events in pending if events]
@@ -130,20 +133,28 @@ class LiveDashApp(Application[UUID]):
         try:
             recordings = self._store(pending)
         except IntegrityError:
-            saved: list[Aggregate] = []
-            lost: list[Aggregate] = []
-            count = 0
-            recordings = []
-            for aggregate, events in pending:
-                try:
-                    recordings.extend(self._store([(aggregate, events)]))
-                except IntegrityError:
-                    lost.append(aggregate)
-                else:
-                    saved.append(aggregate)
-                    count += len(events)
-            return BatchResult(saved, lost, count, recordings)
-        return BatchResult([a for a, _ in pending], [], count, recordings)
+            pass
+        except BaseException:
+            _restore(pending)  # nothing was stored: the caller may save them again later
+            raise
+        else:
+            return BatchResult([a for a, _ in pending], [], count, recordings)
+        saved: list[Aggregate] = []
+        lost: list[Aggregate] = []
+        count = 0
+        recordings = []
+        for i, (aggregate, events) in enumerate(pending):
+            try:
+                recordings.extend(self._store([(aggregate, events)]))
+            except IntegrityError:
+                lost.append(aggregate)
+            except BaseException:
+                _restore(pending[i:])
+                raise
+            else:
+                saved.append(aggregate)
+                count += len(events)
+        return BatchResult(saved, lost, count, recordings)
 
     def _store(self, pending: Sequence[tuple[Aggregate, list[Any]]]) -> list[Recording[UUID]]:
         """`Application.save` for events already collected. `save` checks every object it is
@@ -253,6 +264,12 @@ class LiveDashApp(Application[UUID]):
 
     def session_events(self, session_id: UUID) -> list[DomainEventProtocol[UUID]]:
         return list(self.events.get(session_id))
+
+
+def _restore(pending: Sequence[tuple[Aggregate, list[Any]]]) -> None:
+    """Puts collected events back in front of what each aggregate has pending since."""
+    for aggregate, events in pending:
+        aggregate.pending_events[:0] = events
 
 
 def _company_key(name_or_id: str) -> UUID:

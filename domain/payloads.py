@@ -65,3 +65,25 @@ class AIUsage(BaseModel):
     requested_at: datetime
     received_at: datetime
     purpose: str = "analysis"
+    client_request_id: str | None = None
+    """The id of the `AIRequestIntent` recorded before the request was sent (None before
+    intents were recorded): links an answer to its intent, so an intent without one is a
+    request whose answer was lost."""
+
+
+class AIRequestIntent(BaseModel):
+    """A paid request about to be sent, recorded before it leaves: if the answer never reaches
+    the store (a crash, a timeout), the request still shows, with what it would have cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_request_id: str
+    provider: str
+    model: str
+    purpose: str
+    prompt_tokens_estimated: int
+    max_output_tokens: int
+    cost_eur_estimated: Decimal | None
+    """Estimated prompt tokens plus the full output allowance at the model's price: an upper
+    bound of what the request costs; None when the model has no price."""
+    sent_at: datetime

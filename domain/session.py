@@ -18,7 +18,7 @@ from eventsourcing.domain import Aggregate
 from domain.analysis import SessionAnalysis
 from domain.csv_rows import SourceRow
 from domain.errors import InvalidReset, StageAlreadyRunning, StageNotReady, StaleAttempt
-from domain.payloads import AIUsage, FetchedTranscript, SessionFields
+from domain.payloads import AIRequestIntent, AIUsage, FetchedTranscript, SessionFields
 from domain.stage_state import (
     StageState,
     StageStates,
@@ -26,6 +26,8 @@ from domain.stage_state import (
     on_completed,
     on_failed,
     on_imported,
+    on_lease_extended,
+    on_released,
     on_reset,
     on_row_changed,
     on_skipped,
@@ -127,6 +129,37 @@ class Session(Aggregate):
                 self.retry_at,
                 self.timestamp,
             )
+
+    class StageReleased(Event):
+        """A claim handed back before its work started (the daemon stopped, the database was
+        away, no rate-limit slot came): the stage waits again and no attempt was used."""
+
+        TOPIC = "livedash:Session.StageReleased"
+        stage: Stage
+        attempt: int
+        reason: str
+
+        def apply(self, aggregate: Session) -> None:
+            on_released(aggregate.stages, self.stage, self.reason, self.timestamp)
+
+    class LeaseExtended(Event):
+        """A running (or queued) attempt's heartbeat: its worker is alive, the claim holds."""
+
+        TOPIC = "livedash:Session.LeaseExtended"
+        stage: Stage
+        attempt: int
+        lease_expires_at: datetime
+
+        def apply(self, aggregate: Session) -> None:
+            on_lease_extended(aggregate.stages, self.stage, self.lease_expires_at)
+
+    class AIRequestSent(Event):
+        """A paid request is about to leave; stored before it is sent."""
+
+        TOPIC = "livedash:Session.AIRequestSent"
+        stage: Stage
+        attempt: int
+        intent: AIRequestIntent
 
     class StageSkipped(Event):
         TOPIC = "livedash:Session.StageSkipped"
@@ -396,8 +429,32 @@ class Session(Aggregate):
             attempt=attempt,
             error_type=error_type,
             error=error,
-            retryable=retryable,
+            retryable=retryable and retry_at is not None,
             retry_at=retry_at if retryable else None,
+            timestamp=now,
+        )
+
+    def release_stage(self, stage: Stage, attempt: int, reason: str, now: datetime) -> None:
+        """Hands a claim back whose work never started: PENDING again, no attempt used."""
+        self._require_current(stage, attempt)
+        self.trigger_event(
+            self.StageReleased, stage=stage, attempt=attempt, reason=reason, timestamp=now
+        )
+
+    def extend_lease(
+        self, stage: Stage, attempt: int, lease_expires_at: datetime, now: datetime
+    ) -> None:
+        """The heartbeat of a live worker: a lease may be short and a slow call still keep it.
+        Extending a lapsed lease is allowed while nobody took the stage over (then the
+        aggregate has moved on and the attempt is no longer current)."""
+        self._require_current(stage, attempt)
+        if lease_expires_at <= now:
+            raise ValueError("a lease must end in the future")
+        self.trigger_event(
+            self.LeaseExtended,
+            stage=stage,
+            attempt=attempt,
+            lease_expires_at=lease_expires_at,
             timestamp=now,
         )
 
@@ -494,6 +551,18 @@ class Session(Aggregate):
             attempt=attempt,
             usage=usage,
             timestamp=usage.received_at,
+        )
+
+    def record_ai_request(self, stage: Stage, attempt: int, intent: AIRequestIntent) -> None:
+        """Stored before a paid request is sent, so a lost answer is never silently nothing."""
+        if not 1 <= attempt <= self.stages[stage].attempt:
+            raise StaleAttempt(f"{stage.value} never had an attempt {attempt}")
+        self.trigger_event(
+            self.AIRequestSent,
+            stage=stage,
+            attempt=attempt,
+            intent=intent,
+            timestamp=intent.sent_at,
         )
 
     def usage_for_attempt(self, stage: Stage, attempt: int) -> AIUsage | None:

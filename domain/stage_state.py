@@ -19,7 +19,10 @@ class StageState:
     attempt: int = 0
     """Number of the last attempt ever started; never reused, so a stale worker is always caught."""
     retry_count: int = 0
-    """Failures since the stage was last (re)opened; drives the retry policy."""
+    """Failures since the stage was last (re)opened; drives the retry policy. A claim handed
+    back before its work started (`StageReleased`) is no failure."""
+    attempts_run: int = 0
+    """Attempts that ran, over the stage's whole life: started and not handed back."""
     worker: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -34,7 +37,9 @@ class StageState:
     updated_at: datetime | None = None
 
     def reopen(self, at: datetime, note: str | None) -> None:
-        fresh = StageState(attempt=self.attempt, note=note, updated_at=at)
+        fresh = StageState(
+            attempt=self.attempt, attempts_run=self.attempts_run, note=note, updated_at=at
+        )
         self.__dict__.update(fresh.__dict__)
 
     @property
@@ -84,6 +89,7 @@ def on_started(
     s = states[stage]
     s.status = Status.IN_PROGRESS
     s.attempt = attempt
+    s.attempts_run += 1
     s.worker = worker
     s.started_at = at
     s.completed_at = None
@@ -122,9 +128,31 @@ def on_failed(
     s.lease_expires_at = None
     s.error_type = error_type
     s.error_message = error_message
-    s.retryable = retryable
+    # A failure with no time to retry is dead whatever the error was: retries exhausted.
+    s.retryable = retryable and retry_at is not None
     s.retry_at = retry_at
     s.updated_at = at
+
+
+def on_released(states: StageStates, stage: Stage, reason: str, at: datetime) -> None:
+    """A claim handed back before its work started: waiting again, no attempt used."""
+    s = states[stage]
+    s.status = Status.PENDING
+    s.attempts_run = max(0, s.attempts_run - 1)
+    s.worker = None
+    s.started_at = None
+    s.completed_at = None
+    s.lease_expires_at = None
+    s.retry_at = None
+    s.note = f"released: {reason}"
+    s.updated_at = at
+
+
+def on_lease_extended(states: StageStates, stage: Stage, lease_expires_at: datetime) -> None:
+    """A heartbeat: the running attempt holds its claim longer (not a status change)."""
+    s = states[stage]
+    if s.status is Status.IN_PROGRESS:
+        s.lease_expires_at = lease_expires_at
 
 
 def on_skipped(states: StageStates, stage: Stage, reason: str, at: datetime) -> None:

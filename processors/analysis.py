@@ -66,8 +66,8 @@ def unconsumed_response(session: Session) -> AIUsage | None:
     if session.analysis_from_attempt is not None and session.analysis_from_attempt >= attempt:
         return None
     state = session.stages[Stage.AI_ANALYSIS]
-    if state.attempt == attempt and state.error_type in ("invalid_output", "refused"):
-        return None  # that answer was judged already; an operator's retry asks afresh
+    if state.error_type in ("invalid_output", "refused"):
+        return None  # the last answer was judged already: a retry asks afresh
     return usage
 
 

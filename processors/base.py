@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.company import Company
-from domain.payloads import AIUsage
+from domain.payloads import AIRequestIntent, AIUsage
 from domain.session import Session
 from domain.stages import Stage
 
@@ -48,13 +48,25 @@ class WorkItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class WorkReleased(Exception):
+    """The work did not start (the daemon is stopping, the database is away, no rate-limit
+    slot came): the claim is handed back (`StageReleased`) and no attempt is used."""
+
+
+def _send_freely(_intent: AIRequestIntent) -> None:
+    return None
+
+
 @dataclass
 class WorkContext:
     """What a running stage may tell the daemon before it returns."""
 
     record_usage: Callable[[AIUsage], None]
-    """Hands a paid model response to the daemon, which records it at once as
-    `AIUsageRecorded` (before the output is validated, so nothing paid goes unrecorded)."""
+    """Hands a paid model response to the daemon, which stores it as `AIUsageRecorded` before
+    it returns (before the output is validated, so nothing paid goes unrecorded)."""
+    before_request: Callable[[AIRequestIntent], None] = _send_freely
+    """Called before a paid request is sent: returns once its intent is stored, or raises
+    `WorkReleased` when the request must not be sent (stopping, database away)."""
 
 
 def no_usage(_usage: AIUsage) -> None:

@@ -17,7 +17,11 @@ What it does for one attempt:
    tokens, cost (exact Decimal, from the price table; None when the model is unknown) and the raw
    text, so a paid answer is recorded once whatever happens next.
 5. An answer that is not valid JSON or fails validation gets one repair request (the error goes
-   back to the model); a second invalid answer fails the stage for good with the raw output kept.
+   back to the model); a second invalid answer fails the attempt as a transient fault (retried
+   with backoff, like a 500, until the retry policy gives up), with the raw output kept.
+6. Before each request its intent is stored (``ctx.before_request``): a request whose answer
+   never reaches the store still shows, with its estimated cost. Waiting for a client-side
+   rate-limit slot that does not come hands the claim back unstarted (no attempt used).
 
 The client's own retries are off (``max_retries=0``): every failure becomes a classified
 `StageError` and the daemon's retry policy decides, so every attempt is in the history.
@@ -31,6 +35,7 @@ import math
 import os
 import re
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,10 +48,10 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from domain.analysis import Category, Sentiment, SessionAnalysis
-from domain.payloads import AIUsage
+from domain.payloads import AIRequestIntent, AIUsage
 from domain.transcript import Message
 from processors.analysis import AnalysisInputs, AnalysisOutput
-from processors.base import StageError, WorkContext
+from processors.base import StageError, WorkContext, WorkReleased
 from processors.clock import Clock, utc_now
 from processors.pricing import DEFAULT_USD_TO_EUR, PriceTable, cost, parse_eur_rate
 from processors.ratelimit import RateLimiter, RateLimitWait, parse_limits
@@ -518,7 +523,7 @@ class OpenAIAnalyser:
         raise StageError(
             "invalid_output",
             f"the model's answer failed validation after one repair request: {second_error}",
-            retryable=False,
+            retryable=True,
             details={"raw_output": reply.text, "first_output": previous, "first_error": error},
         )
 
@@ -572,11 +577,22 @@ class OpenAIAnalyser:
                     attempt.model, estimate, max_wait=cfg.rate_limit_max_wait
                 )
             except RateLimitWait as e:
+                if not attempt.paid_calls:  # nothing ran yet: hand the claim back unused
+                    raise WorkReleased(f"no client-side rate-limit slot: {e}") from None
                 raise StageError(
                     "rate_limited", f"client-side limit: {e}", True, e.retry_after
                 ) from None
             attempt.waited += admission.waited
         cap = cfg.max_output_tokens
+        client_request_id = uuid.uuid4().hex
+        try:
+            ctx.before_request(self._intent(attempt, purpose, client_request_id, estimate))
+        except WorkReleased as e:
+            if limiter is not None:
+                limiter.settle(attempt.model, estimate, 0)
+            if attempt.paid_calls:  # a paid answer came already: this attempt did run
+                raise StageError("interrupted", f"not sent: {e}", True, 0.0) from None
+            raise
         requested_at = cfg.clock()
         try:
             raw = self.client.chat.completions.with_raw_response.create(
@@ -618,6 +634,7 @@ class OpenAIAnalyser:
             requested_at,
             received_at,
             purpose,
+            client_request_id,
         )
         ctx.record_usage(usage)  # paid: on record before it is judged
         attempt.paid_calls += 1
@@ -641,6 +658,7 @@ class OpenAIAnalyser:
         requested_at: datetime,
         received_at: datetime,
         purpose: str,
+        client_request_id: str | None = None,
     ) -> AIUsage:
         returned = getattr(completion, "model", None) or None
         u = getattr(completion, "usage", None)
@@ -683,6 +701,33 @@ class OpenAIAnalyser:
             requested_at=requested_at,
             received_at=received_at,
             purpose=purpose,
+            client_request_id=client_request_id,
+        )
+
+    def _intent(
+        self, attempt: _Attempt, purpose: str, client_request_id: str, estimate: int
+    ) -> AIRequestIntent:
+        """What is about to be sent, priced at its upper bound: the estimated prompt and the
+        whole output allowance."""
+        cfg = self.config
+        now = cfg.clock()
+        prompt = max(0, estimate - cfg.max_output_tokens)
+        price = cfg.prices.lookup(attempt.model, now.date())
+        eur: Decimal | None = None
+        if price is not None:
+            try:
+                _usd, eur = cost(price, prompt, 0, cfg.max_output_tokens, cfg.eur_rate)
+            except ValueError:
+                eur = None
+        return AIRequestIntent(
+            client_request_id=client_request_id,
+            provider=PROVIDER,
+            model=attempt.model,
+            purpose=purpose,
+            prompt_tokens_estimated=prompt,
+            max_output_tokens=cfg.max_output_tokens,
+            cost_eur_estimated=eur,
+            sent_at=now,
         )
 
     def _warn_unknown(self, model: str) -> None:

@@ -189,12 +189,12 @@ STAGE_ROWS = BulkTable(
     (
         "session_id", "stage", "company_id", "external_id", "status", "attempt", "retry_count",
         "worker", "started_at", "completed_at", "lease_expires_at", "retry_at", "error_type",
-        "error_message", "retryable", "note", "metadata", "updated_at",
+        "error_message", "retryable", "note", "metadata", "updated_at", "attempts_run",
     ),
     (
         "uuid", "text", "uuid", "text", "text", "int", "int", "text", "timestamptz",
         "timestamptz", "timestamptz", "timestamptz", "text", "text", "bool", "text", "json",
-        "timestamptz",
+        "timestamptz", "int",
     ),
     ("session_id", "stage"),
 )  # fmt: skip

@@ -57,6 +57,7 @@ class StageRow(BaseModel):
     status: str
     attempt: int
     retry_count: int
+    attempts_run: int = 0
     worker: str | None
     started_at: datetime | None
     completed_at: datetime | None
@@ -81,6 +82,10 @@ class FailureInfo(BaseModel):
     stage: str
     attempt: int
     retry_count: int
+    attempts_run: int = 0
+    """Attempts that ran (claims handed back unstarted are not counted)."""
+    retryable: bool | None = None
+    """False once retries are exhausted or the error is permanent."""
     error_type: str | None
     error_message: str | None
     will_retry: bool

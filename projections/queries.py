@@ -281,6 +281,8 @@ def failed(
             stage=r.stage,
             attempt=r.attempt,
             retry_count=r.retry_count,
+            attempts_run=r.attempts_run,
+            retryable=r.retryable,
             error_type=r.error_type,
             error_message=r.error_message,
             will_retry=r.retry_at is not None,

@@ -80,6 +80,7 @@ session_stage_status = Table(
     Column("note", Text),
     Column("metadata", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("attempts_run", Integer, nullable=False, server_default="0"),
     Index("ix_sss_stage_status_updated", "stage", "status", "updated_at"),
     Index("ix_sss_status_retry", "status", "retry_at"),
 )

@@ -39,6 +39,8 @@ STATUS_EVENTS: tuple[type[Any], ...] = (
     Session.StageFailed,
     Session.StageSkipped,
     Session.StageReset,
+    Session.StageReleased,
+    Session.LeaseExtended,
 )
 
 
@@ -153,6 +155,7 @@ def state_from_row(row: Row) -> StageState:
         note=row[15],
         metadata=dict(row[16] or {}),
         updated_at=row[17],
+        attempts_run=row[18],
     )
 
 
@@ -177,6 +180,7 @@ def row_from_state(session_id: UUID, tracked: _Tracked, stage: Stage) -> Row:
         s.note,
         s.metadata,
         s.updated_at,
+        s.attempts_run,
     )
 
 

@@ -56,10 +56,25 @@ def _sqlite_transactions(engine: Engine) -> None:
 def create_schema(engine: Engine) -> None:
     existing = set(inspect(engine).get_table_names())
     metadata.create_all(engine)
+    if "session_stage_status" in existing:
+        _add_attempts_run(engine)
     if "stage_ready" not in existing and "session_stage_status" in existing:
         # A status projection built before `stage_ready` existed: derive it once.
         with engine.connect().execution_options(**WRITE) as conn, conn.begin():
             backfill_ready(conn)
+
+
+def _add_attempts_run(engine: Engine) -> None:
+    """A status table built before `attempts_run` existed: until then no claim was ever handed
+    back, so every attempt started had run."""
+    columns = {c["name"] for c in inspect(engine).get_columns("session_stage_status")}
+    if "attempts_run" in columns:
+        return
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        conn.exec_driver_sql(
+            "ALTER TABLE session_stage_status ADD COLUMN attempts_run INTEGER NOT NULL DEFAULT 0"
+        )
+        conn.exec_driver_sql("UPDATE session_stage_status SET attempts_run = attempt")
 
 
 def check_schema(engine: Engine) -> None:

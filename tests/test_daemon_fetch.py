@@ -192,8 +192,11 @@ def test_good_sessions_go_all_the_way(run: Run, ext: str) -> None:
 
 def test_always_500_is_given_up_after_exactly_max_attempts(run: Run) -> None:
     state = fetch_state(run.sessions["always-500"])
-    assert (state.status, state.error_type, state.retryable) == (Status.FAILED, "http_500", True)
+    # Retries exhausted: stored and reported as not retryable (no retry time, no "will retry").
+    assert (state.status, state.error_type, state.retryable) == (Status.FAILED, "http_500", False)
+    assert "retries exhausted" in (state.error_message or "")
     assert state.is_dead and state.attempt == POLICY.max_attempts
+    assert state.attempts_run == POLICY.max_attempts
     assert run.server.count("/always-500.txt") == POLICY.max_attempts
     failures = [e for e in run.log if e["event"] == "failed" and e["external_id"] == "always-500"]
     assert len(failures) == POLICY.max_attempts

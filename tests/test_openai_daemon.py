@@ -181,7 +181,7 @@ def test_every_paid_response_is_one_usage_event(run: Run) -> None:
         ("throttled-repair", 2, 3),
         ("slow", 1, 2),  # the timed-out answer was never delivered, so never paid
         ("refuse", 1, 1),
-        ("always-bad", 2, 2),
+        ("always-bad", 2 * POLICY.max_attempts, 2 * POLICY.max_attempts),
     ],
 )
 def test_per_session_calls(run: Run, case: str, paid: int, requests: int) -> None:
@@ -207,9 +207,15 @@ def test_the_throttled_repair_reused_the_recorded_answer(run: Run) -> None:
     assert s.stages[AI].metadata["repaired"] is True
 
 
-@pytest.mark.parametrize(
-    ("case", "error_type"), [("refuse", "refused"), ("always-bad", "invalid_output")]
-)
+def test_invalid_answers_are_retried_with_backoff_until_the_policy_gives_up(run: Run) -> None:
+    state = run.sessions["always-bad"].stages[AI]
+    assert (state.status, state.error_type) == (Status.FAILED, "invalid_output")
+    assert state.retry_at is None and state.retryable is False
+    assert state.attempt == state.attempts_run == POLICY.max_attempts
+    assert "retries exhausted" in (state.error_message or "")
+
+
+@pytest.mark.parametrize(("case", "error_type"), [("refuse", "refused")])
 def test_bad_answers_fail_for_good(run: Run, case: str, error_type: str) -> None:
     state = run.sessions[case].stages[AI]
     assert state.status is Status.FAILED
