@@ -90,6 +90,13 @@ def costs_cmd(
         f"total: {report.requests} requests, {report.total_tokens} tokens, "
         f"€{report.total_cost_eur:.6f}"
     )
+    if report.requests_answer_lost:
+        estimate = report.cost_eur_answer_lost_estimated
+        cost = f"at most €{estimate:.6f}, estimated" if estimate is not None else "cost unknown"
+        console.print(
+            f"[yellow]sent, answer lost:[/] {report.requests_answer_lost} requests ({cost}) - "
+            "sent before a crash or a timeout; the provider may have billed them"
+        )
     if report.unknown_cost_requests:
         console.print(
             f"[yellow]warning:[/] {report.unknown_cost_requests} requests used a model without a "

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from cli.errors import CliError, ExitCode
 from domain.application import LiveDashApp
 from domain.database_url import DatabaseConfig, DatabaseUrlError
+from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.companies import CompanyProjection
 from projections.runner import ProjectionRunner
@@ -56,7 +57,7 @@ class Runtime:
             engine,
             app.recorder,
             app.mapper,
-            [StatusProjection(), CompanyProjection(), AnalyticsProjection()],
+            [StatusProjection(), CompanyProjection(), AnalyticsProjection(), AIRequestProjection()],
         )
         return cls(config=config, app=app, engine=engine, runner=runner)
 

@@ -1032,7 +1032,9 @@ class Daemon:
                 released.append(Outcome(flight, error=WorkReleased("the daemon is stopping")))
         if released:
             self._guarded(lambda: self._record(released))
-        while (self.in_flight or self._writes) and time.monotonic() < deadline:
+        while (
+            self.in_flight or self._writes or any(p.stuck for p in self.pools.values())
+        ) and time.monotonic() < deadline:
             self.wake.wait(0.1 if not self.offline else min(1.0, self._wait_time()))
             self.wake.clear()
             self._guarded(self._collect_results if not self.offline else self._reconnect)
@@ -1043,6 +1045,8 @@ class Daemon:
     def _idle(self) -> bool:
         if self.in_flight or any(self.candidates.values()) or not self.ai_calls.empty():
             return False
+        if any(pool.stuck for pool in self.pools.values()):
+            return False  # a given-up call may still bring a paid answer to store
         if self._writes or self._lost or self._ai_backlog:
             return False
         if self._own:  # the projection has yet to see our last events (and their candidates)
@@ -1085,7 +1089,7 @@ def _next_candidate(event: Event, now: datetime) -> Stage | None:
         return None
     if isinstance(event, Session.StageCompleted | Session.StageSkipped):
         return stage.next
-    if isinstance(event, Session.StageReset):
+    if isinstance(event, Session.StageReset | Session.StageReleased):
         return stage
     if (
         isinstance(event, Session.StageFailed)

@@ -8,9 +8,16 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, not_, select
 
-from projections.schema import ai_usage, analytics_sessions, companies, session_questions
+from projections.schema import (
+    ai_requests,
+    ai_usage,
+    analytics_sessions,
+    companies,
+    session_questions,
+    session_stage_status,
+)
 
 asess = analytics_sessions
 
@@ -71,6 +78,12 @@ class CostReport(BaseModel):
     total_cost_eur: float
     unknown_cost_requests: int
     rows: list[CostRow]
+    requests_answer_lost: int = 0
+    """Requests sent (their intent is stored) whose attempt ended without their answer being
+    recorded: a crash or a timeout after the provider may have billed them."""
+    cost_eur_answer_lost_estimated: float | None = 0.0
+    """Their cost at its upper bound (estimated prompt plus the whole output allowance); None
+    when a model among them has no price."""
 
 
 def costs(
@@ -119,7 +132,10 @@ def costs(
         )
         for r in conn.execute(query).all()
     ]
+    lost, lost_eur = _answers_lost(conn, period, company_id)
     return CostReport(
+        requests_answer_lost=lost,
+        cost_eur_answer_lost_estimated=lost_eur,
         by=by,
         company=company,
         start=period.start,
@@ -130,6 +146,37 @@ def costs(
         unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
         rows=rows,
     )
+
+
+def _answers_lost(
+    conn: Connection, period: Period, company_id: UUID | None
+) -> tuple[int, float | None]:
+    """Intents without an answer whose attempt is over (the stage is no longer running that
+    attempt): sent, answer lost."""
+    sss = session_stage_status
+    req = ai_requests
+    query = (
+        select(
+            func.count().label("n"),
+            func.sum(req.c.cost_eur_estimated).label("eur"),
+            func.count(req.c.cost_eur_estimated).label("priced"),
+        )
+        .select_from(
+            req.join(sss, and_(sss.c.session_id == req.c.session_id, sss.c.stage == req.c.stage))
+        )
+        .where(
+            req.c.state == "sent",
+            not_(and_(sss.c.status == "IN_PROGRESS", sss.c.attempt == req.c.attempt)),
+            *_within(req.c.sent_at, period),
+        )
+    )
+    if company_id is not None:
+        query = query.where(sss.c.company_id == company_id)
+    row = conn.execute(query).one()
+    n = int(row.n or 0)
+    if n and int(row.priced or 0) < n:
+        return n, None
+    return n, float(Decimal(row.eur or 0))
 
 
 class QuestionCount(BaseModel):

@@ -240,3 +240,21 @@ ai_usage = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Index("ix_ai_usage_company_received", "company_id", "received_at"),
 )
+
+ai_requests = Table(
+    "ai_requests",
+    metadata,
+    Column("client_request_id", String(64), primary_key=True),
+    Column("session_id", Uuid, nullable=False, index=True),
+    Column("stage", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("prompt_tokens_estimated", Integer, nullable=False),
+    Column("cost_eur_estimated", Numeric(18, 8)),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Index("ix_ai_requests_state_sent", "state", "sent_at"),
+)
+"""Every paid request as it was about to be sent: ``sent`` while its attempt runs, then
+``answered`` (its usage is recorded) or ``answer_lost`` (the attempt ended without it)."""
