@@ -59,6 +59,8 @@ def _data_summary(event: Any) -> dict[str, Any]:
         }
     if isinstance(event, Session.QuestionsExtracted):
         return {"questions": list(event.questions)}
+    if isinstance(event, Session.AIRequestSent):
+        return event.intent.model_dump(mode="json")
     if isinstance(event, Session.AIUsageRecorded):
         usage = event.usage.model_dump(mode="json")
         usage.pop("response_text", None)

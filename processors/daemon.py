@@ -1033,7 +1033,7 @@ class Daemon:
         if released:
             self._guarded(lambda: self._record(released))
         while (
-            self.in_flight or self._writes or any(p.stuck for p in self.pools.values())
+            self.in_flight or self._writes or self._paid_calls_pending()
         ) and time.monotonic() < deadline:
             self.wake.wait(0.1 if not self.offline else min(1.0, self._wait_time()))
             self.wake.clear()
@@ -1042,11 +1042,17 @@ class Daemon:
                 self._guarded(self._flush)
         # Whatever is still running keeps its lease; it expires and is retried elsewhere.
 
+    def _paid_calls_pending(self) -> bool:
+        """Model calls given up at the stage's timeout still run on their threads (the client
+        has its own timeout): their answer, if it comes, is paid and must be stored."""
+        pool = self.pools.get(Stage.AI_ANALYSIS)
+        return pool is not None and pool.stuck > 0
+
     def _idle(self) -> bool:
         if self.in_flight or any(self.candidates.values()) or not self.ai_calls.empty():
             return False
-        if any(pool.stuck for pool in self.pools.values()):
-            return False  # a given-up call may still bring a paid answer to store
+        if self._paid_calls_pending():
+            return False  # a given-up model call may still bring a paid answer to store
         if self._writes or self._lost or self._ai_backlog:
             return False
         if self._own:  # the projection has yet to see our last events (and their candidates)
