@@ -14,7 +14,7 @@ from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_time, print_json
 from cli.runtime import Runtime
 from domain.company import Company, CompanyStatus, CredentialRef
-from domain.urls import UrlError, redact, refuse_userinfo
+from domain.urls import UrlError, parse_origin, redact, refuse_userinfo
 from processors.clock import utc_now
 from projections.models import CompanyInfo
 from projections.queries import list_companies
@@ -171,7 +171,10 @@ def _source(csv_url: str) -> str:
 def _scope(value: str | None) -> list[str] | None:
     if value is None:
         return None
-    return [item for item in value.split(",") if item.strip()]
+    try:
+        return [parse_origin(item) for item in value.split(",") if item.strip()]
+    except UrlError as e:
+        raise CliError(str(e), code=ExitCode.USAGE) from None
 
 
 def _with_auth(rt: Runtime, info: CompanyInfo) -> CompanyInfo:

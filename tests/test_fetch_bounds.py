@@ -137,9 +137,7 @@ def test_plain_http_credentials_to_a_non_loopback_host_are_refused_before_any_re
     assert "--allow-plain-http-auth" in err.message
     assert "s3cret" not in err.message
     # Allowed explicitly, the fetch goes ahead (and here fails on DNS, not on the rule).
-    allowed = FetchInputs(
-        given.raw_url, source, "acme", REF, allow_plain_http_auth=True
-    )
+    allowed = FetchInputs(given.raw_url, source, "acme", REF, allow_plain_http_auth=True)
     assert fails(fetcher(), allowed).error_type != "insecure_credentials"
     # Without credentials there is nothing to protect.
     anonymous = FetchInputs(given.raw_url, source, None, None)
