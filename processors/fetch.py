@@ -33,7 +33,7 @@ from processors.base import StageError, WorkContext
 from processors.clock import utc_now
 from processors.credentials import CredentialError, resolve_password
 from processors.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
-from processors.netguard import AllowList, BlockedAddress, check_host
+from processors.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -49,7 +49,9 @@ class FetchSettings:
     user_agent: str = "LiveDash-Pipeline/0.1 (transcript fetcher)"
     per_host: int = 4
     """Fetches from one host at once; more wait ``host_wait`` and are then handed back."""
-    host_wait: float = 0.5
+    host_wait: float = 2.0
+    """Long enough that a host answering in normal time frees a slot first (no hand-back);
+    short enough that a slow host's waiters leave their pool threads to other hosts soon."""
     host_retry_after: float = 1.0
 
 
@@ -213,7 +215,7 @@ class TranscriptFetchProcessor:
             host = origin[1] if origin else ""
             self._take_host(host, deadline)
             try:
-                addresses = self._guard(url) if guard else None
+                addresses = self._addresses(url, guard, deadline)
                 with self.client.get(url, headers, addresses, deadline) as response:
                     if response.is_redirect:
                         # The next hop gets the credentials only if its origin is in scope.
@@ -308,13 +310,23 @@ class TranscriptFetchProcessor:
         pair = f"{inputs.username}:{password or ''}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def _guard(self, url: str) -> list[str] | None:
+    def _addresses(self, url: str, guard: bool, deadline: float) -> list[str]:
+        """The addresses to connect to, looked up within the deadline: vetted by the SSRF
+        guard for a remote CSV's URLs, as resolved otherwise (or for hosts allowed by name)."""
         parts = urlsplit(url)
+        host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
+
+        def lookup() -> list[str]:
+            vetted = check_host(host, port, self.settings.allow) if guard else None
+            return vetted if vetted is not None else resolve(host, port)
+
         try:
-            return check_host(parts.hostname or "", port, self.settings.allow)
+            return LOOKUPS.run(lookup, deadline - time.monotonic())
         except BlockedAddress as e:
             raise StageError("blocked_address", str(e), retryable=False) from None
+        except TimeoutError:
+            raise StageError("timeout", f"looking up {host} took too long", True) from None
         except OSError as e:
             raise StageError("dns_error", str(e), retryable=True) from None
 

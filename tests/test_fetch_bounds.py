@@ -23,7 +23,7 @@ from processors.fetch import (
     FetchSettings,
     TranscriptFetchProcessor,
 )
-from processors.netguard import AllowList
+from processors.netguard import AllowList, Lookups
 from tests.factories import T0, row
 from tests.servers import Route, RouteServer, redirect, text
 
@@ -378,3 +378,19 @@ def test_a_local_transcript_that_is_not_utf8_fails_as_invalid_encoding(tmp_path:
     given = FetchInputs("t.txt", str(tmp_path / "export.csv"), None, None)
     err = fails(fetcher(), given)
     assert (err.error_type, err.retryable) == ("invalid_encoding", False)
+
+
+def test_a_name_lookup_that_hangs_is_left_behind_at_the_deadline() -> None:
+    """getaddrinfo has no timeout: the fetch waits for it only until its deadline, and the
+    lookup thread is a daemon thread that never delays the process's exit."""
+    lookups = Lookups(threads=2)
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        lookups.run(lambda: release.wait(30), timeout=0.3)
+    assert time.monotonic() - started < 2.0
+    stuck = [t for t in threading.enumerate() if t.name == "livedash-lookup"]
+    assert stuck and all(t.daemon for t in stuck)
+    # Another lookup still gets an answer while the first one hangs.
+    assert lookups.run(lambda: ["192.0.2.7"], timeout=5) == ["192.0.2.7"]
+    release.set()
