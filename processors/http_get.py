@@ -14,6 +14,7 @@ alone restarts with every byte, so a server dripping its headers could hold a th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import io
@@ -225,6 +226,7 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._client._finished(conn)
         if self._raw.isclosed() and not self._raw.will_close:
             self._client._release(self._origin, conn)  # body fully read: reusable
         else:
@@ -258,6 +260,9 @@ class HttpGetClient:
         self.max_idle = max_idle_per_origin
         self._ssl = ssl_context or ssl.create_default_context()
         self._idle: dict[Origin, list[_PinnedHTTP]] = {}
+        self._active: set[_PinnedHTTP] = set()
+        """Connections with a request under way: `close` cuts them off."""
+        self._closed = False
         self._lock = threading.Lock()
 
     def get(
@@ -290,6 +295,11 @@ class HttpGetClient:
         conn.response_class = functools.partial(  # type: ignore[assignment]
             _DeadlineResponse, deadline=deadline, idle=self.read_timeout
         )
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise ConnectionAbortedError("the HTTP client is closed")
+            self._active.add(conn)
         try:
             if conn.sock is None:
                 conn.connect()
@@ -302,9 +312,14 @@ class HttpGetClient:
             conn.endheaders()
             raw = conn.getresponse()
         except BaseException:
+            self._finished(conn)
             conn.close()
             raise
         return Response(self, target.origin, conn, raw)
+
+    def _finished(self, conn: _PinnedHTTP) -> None:
+        with self._lock:
+            self._active.discard(conn)
 
     def _open(self, origin: Origin, addresses: Sequence[str] | None) -> _PinnedHTTP:
         scheme, host, port = origin
@@ -320,17 +335,26 @@ class HttpGetClient:
     def _release(self, origin: Origin, conn: _PinnedHTTP) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
-            if len(idle) < self.max_idle:
+            if len(idle) < self.max_idle and not self._closed:
                 idle.append(conn)
                 return
         conn.close()
 
     def close(self) -> None:
+        """Closes the idle connections and cuts off requests under way (their threads see
+        the connection end at once), so a process stopping never waits for a slow server."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, {}
+            active = list(self._active)
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+        for conn in active:
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def _decoder(encoding: str | None) -> _Decoder:

@@ -394,3 +394,86 @@ def test_a_name_lookup_that_hangs_is_left_behind_at_the_deadline() -> None:
     # Another lookup still gets an answer while the first one hangs.
     assert lookups.run(lambda: ["192.0.2.7"], timeout=5) == ["192.0.2.7"]
     release.set()
+
+
+def test_closing_the_fetcher_cuts_off_fetches_under_way(home: RouteServer) -> None:
+    """At shutdown the daemon closes its processors: a fetch still waiting on a slow server
+    ends at once instead of keeping its (joined-at-exit) pool thread until the deadline."""
+    home.route("/hang.txt", Route(body=b"User: late", delay=60))
+    p = fetcher(FetchSettings(timeout=60.0, connect_timeout=1.0, allow=LOOPBACK))
+    errors: list[StageError] = []
+
+    def work() -> None:
+        try:
+            p.run(inputs(home.url("/hang.txt"), home, username=None, password_ref=None))
+        except StageError as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    for _ in range(100):
+        if home.count("/hang.txt"):
+            break
+        time.sleep(0.05)
+    assert home.count("/hang.txt") == 1
+    p.close()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert [e.error_type for e in errors] == ["connection_error"]
+    # A closed fetcher starts nothing new.
+    err = fails(p, inputs(home.url("/hang.txt"), home, username=None, password_ref=None))
+    assert err.error_type == "connection_error" and home.count("/hang.txt") == 1
+
+
+def test_sigterm_ends_the_daemon_within_its_grace_while_a_server_drips_headers(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The issue's report: a server sending its headers a byte a second kept a fetch thread
+    forever and the daemon never exited after SIGTERM. Now: grace plus a few seconds."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import LIVEDASH, REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")}
+    env.update(PYTHONPATH=str(REPO), LIVEDASH_DATABASE_URL=sqlite_url)
+
+    def livedash(*args: str) -> None:
+        subprocess.run([*LIVEDASH, *args], env=env, check=True, capture_output=True, timeout=120)
+
+    grace = 2.0
+    with HeaderDripServer(interval=1.0, limit=90) as server:
+        export = tmp_path / "export.csv"
+        export.write_text(
+            "".join(
+                f"d-{i},01.10.2026 10:00:00,01.10.2026 10:05:00,192.0.2.1,NL,dutch,2,happy,"
+                f"no,no,{server.url(f'/t/{i}.txt')},2.5,100,0.0010,Sick,hallo\n"
+                for i in range(4)
+            ),
+            encoding="utf-8",
+        )
+        livedash("init")
+        livedash("company", "add", "Drip", "--csv-url", str(export))
+        livedash("import", "--company", "Drip")
+        daemon = subprocess.Popen(
+            [*LIVEDASH, "run", "--csv-interval", "0", "--poll-interval", "0.2",
+             "--grace", str(grace), "--stages", "TRANSCRIPT_FETCH"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            for _ in range(300):  # until the fetches are being dripped on
+                if len(server._threads) >= 4 or daemon.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert len(server._threads) >= 4, daemon.stderr and daemon.stderr.read()
+            signalled = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=grace + 20)
+            took = time.monotonic() - signalled
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(10)
+    assert daemon.returncode == 0, daemon.stderr.read() if daemon.stderr else ""
+    assert took < grace + 5.0, f"exit took {took:.1f}s after SIGTERM"
