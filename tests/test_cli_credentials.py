@@ -16,7 +16,7 @@ from domain.company import Company, CredentialRef
 from processors.csv_source import CsvSource, SourceError
 from tests.conftest import CliResult, Livedash
 from tests.factories import T0
-from tests.servers import RouteServer, text
+from tests.servers import RouteServer, redirect, text
 
 SECRET = "pw-9f3k2"
 
@@ -160,3 +160,50 @@ def test_a_csv_url_with_a_password_from_before_is_never_used_or_shown() -> None:
         assert server.total == 0
     assert SECRET not in str(caught.value) and SECRET not in (caught.value.source or "")
     assert "***@" in str(caught.value)
+
+
+def test_the_daemon_sends_the_password_only_to_the_csv_host(
+    livedash: Livedash, tmp_path: Path
+) -> None:
+    """A remote CSV behind Basic auth on one server; its rows link a transcript on the same
+    server, one on a second server (another port), and one on the first that redirects to the
+    second. The second server never sees the Authorization header."""
+
+    def line(i: int, url: str) -> str:
+        return (
+            f"c-{i},01.10.2026 10:00:00,01.10.2026 10:05:00,192.0.2.1,NL,dutch,2,happy,"
+            f"no,no,{url},2.5,100,0.0010,Sick,hallo\n"
+        )
+
+    chat = "[01.10.2026 10:00:05] User: Hallo?\n[01.10.2026 10:00:09] Assistant: Hoi.\n"
+    with RouteServer() as home, RouteServer() as other:
+        export = line(1, home.url("/t/1.txt")) + line(2, other.url("/t/2.txt"))
+        export += line(3, home.url("/t/3.txt"))
+        home.route("/export.csv", text(export, auth=("acme", SECRET), content_type="text/csv"))
+        home.route("/t/1.txt", text(chat, auth=("acme", SECRET)))
+        home.route("/t/3.txt", redirect(other.url("/t/3.txt")))
+        other.route("/t/2.txt", text(chat))
+        other.route("/t/3.txt", text(chat))
+        livedash("init")
+        livedash(
+            "company", "add", "Acme", "--csv-url", home.url("/export.csv"),
+            "--username", "acme", "--password-env", "ACME_PW",
+        )  # fmt: skip
+        job = Livedash(
+            livedash.database_url,
+            livedash.cwd,
+            {**livedash.env, "ACME_PW": SECRET, "LIVEDASH_FETCH_ALLOW_HOSTS": "127.0.0.1"},
+        )
+        assert as_json(job("import", "--company", "Acme", "--json"))["new"] == 3
+        job(
+            "run", "--until-idle", "--csv-interval", "0", "--poll-interval", "0.2",
+            "--stages", "TRANSCRIPT_FETCH",
+        )  # fmt: skip
+        seen_home = [r.headers.get("Authorization") for r in home.requests()]
+        seen_other = [r.headers.get("Authorization") for r in other.requests()]
+    assert len(seen_home) == 3 and all(h and h.startswith("Basic ") for h in seen_home)
+    assert seen_other == [None, None]
+    done = as_json(
+        job("sessions", "--stage", "TRANSCRIPT_FETCH", "--status", "COMPLETED", "--json")
+    )
+    assert len(done) == 3
