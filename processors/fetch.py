@@ -322,6 +322,8 @@ class TranscriptFetchProcessor:
             return vetted if vetted is not None else resolve(host, port)
 
         try:
+            if _is_address(host):  # nothing to look up: no hand-off to a lookup thread
+                return lookup()
             return LOOKUPS.run(lookup, deadline - time.monotonic())
         except BlockedAddress as e:
             raise StageError("blocked_address", str(e), retryable=False) from None
@@ -417,6 +419,14 @@ def auth_origins(inputs: FetchInputs) -> frozenset[Origin]:
     if not is_local_source(inputs.csv_source):
         candidates.append(origin_of(inputs.csv_source))
     return frozenset(o for o in candidates if o is not None)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:

@@ -477,3 +477,19 @@ def test_sigterm_ends_the_daemon_within_its_grace_while_a_server_drips_headers(
                 daemon.wait(10)
     assert daemon.returncode == 0, daemon.stderr.read() if daemon.stderr else ""
     assert took < grace + 5.0, f"exit took {took:.1f}s after SIGTERM"
+
+
+def test_the_per_host_limit_is_a_setting() -> None:
+    from cli.cmd_run import build_processors
+    from cli.context import State
+    from cli.settings import Settings
+    from domain.stages import Stage
+
+    def per_host(env: dict[str, str]) -> int:
+        fetch = build_processors(State(Settings.from_env(env), {}))[Stage.TRANSCRIPT_FETCH]
+        assert isinstance(fetch, TranscriptFetchProcessor)
+        assert fetch.hosts.per_host == fetch.settings.per_host
+        return fetch.settings.per_host
+
+    assert per_host({}) == 4
+    assert per_host({"LIVEDASH_FETCH_PER_HOST": "2"}) == 2
