@@ -259,14 +259,14 @@ class Company(Aggregate):
             scope = (
                 tuple(dict.fromkeys(parse_origin(o) for o in auth_scope if o.strip()))
                 if auth_scope is not None
-                else self.auth_scope
+                else tuple(self.auth_scope)
             )
         except UrlError as e:
             raise CompanyError(str(e)) from None
         plain = (
             self.allow_plain_http_auth if allow_plain_http_auth is None else allow_plain_http_auth
         )
-        if scope == self.auth_scope and plain == self.allow_plain_http_auth:
+        if scope == tuple(self.auth_scope) and plain == self.allow_plain_http_auth:
             return False
         self.trigger_event(
             self.AuthPolicyChanged,

@@ -155,7 +155,7 @@ class TranscriptFetchProcessor:
             csv_source=company.csv_url,
             username=company.username,
             password_ref=company.password_ref,
-            auth_scope=company.auth_scope,
+            auth_scope=tuple(company.auth_scope),
             allow_plain_http_auth=company.allow_plain_http_auth,
         )
 

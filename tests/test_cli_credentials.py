@@ -13,6 +13,7 @@ import pytest
 
 from cli.errors import ExitCode
 from domain.company import Company, CredentialRef
+from domain.errors import CompanyError
 from processors.csv_source import CsvSource, SourceError
 from tests.conftest import CliResult, Livedash
 from tests.factories import T0
@@ -207,3 +208,28 @@ def test_the_daemon_sends_the_password_only_to_the_csv_host(
         job("sessions", "--stage", "TRANSCRIPT_FETCH", "--status", "COMPLETED", "--json")
     )
     assert len(done) == 3
+
+
+def test_the_credential_scope_is_an_event_and_old_companies_load_without_it(
+    database_url: str,
+) -> None:
+    from tests.harness import runtime
+
+    with runtime(database_url) as rt:
+        plain = Company.register("Plain", "https://csv.example/p.csv", T0)
+        assert len(plain.pending_events) == 1  # what every company registered before wrote
+        rt.app.register_company(plain)
+        scoped = Company.register(
+            "Scoped", "https://csv.example/s.csv", T0, auth_scope=["https://cdn.example:443/"]
+        )
+        rt.app.register_company(scoped)
+        loaded = rt.app.get_company("Plain")
+        assert (loaded.auth_scope, loaded.allow_plain_http_auth) == ((), False)
+        assert rt.app.get_company("Scoped").auth_scope == ("https://cdn.example",)
+        assert not loaded.change_auth_policy(T0, [], False)  # no change, no event
+        assert loaded.change_auth_policy(T0, None, True)
+        rt.app.save(loaded)
+        again = rt.app.get_company("Plain")
+        assert (again.auth_scope, again.allow_plain_http_auth) == ((), True)
+        with pytest.raises(CompanyError, match="user name or password"):
+            again.change_settings(T0, csv_url=f"https://a:{SECRET}@csv.example/p.csv")
