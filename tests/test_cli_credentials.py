@@ -233,3 +233,15 @@ def test_the_credential_scope_is_an_event_and_old_companies_load_without_it(
         assert (again.auth_scope, again.allow_plain_http_auth) == ((), True)
         with pytest.raises(CompanyError, match="user name or password"):
             again.change_settings(T0, csv_url=f"https://a:{SECRET}@csv.example/p.csv")
+
+
+def test_history_of_a_session_imported_before_never_shows_its_url_password() -> None:
+    from domain.history import describe
+    from domain.session import Session
+    from tests.factories import COMPANY, row
+
+    url = f"https://eve:{SECRET}@t.example/s-1.txt"
+    session = Session.import_row(COMPANY, row(url=url), f"https://a:{SECRET}@csv.example/e", T0)
+    shown = json.dumps([e.model_dump(mode="json") for e in describe(session.collect_events())])
+    assert SECRET not in shown
+    assert "https://***@t.example/s-1.txt" in shown
