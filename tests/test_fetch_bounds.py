@@ -493,3 +493,108 @@ def test_the_per_host_limit_is_a_setting() -> None:
 
     assert per_host({}) == 4
     assert per_host({"LIVEDASH_FETCH_PER_HOST": "2"}) == 2
+
+
+def test_the_daemon_completes_a_quick_host_while_a_slow_one_holds_its_slots(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The issue's report through `livedash run`: 16 slow rows first, then 40 instant ones on
+    another host. Every instant row completes while the slow host still holds its first four
+    fetches (none of them has even timed out yet), and it never got more than four."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    from domain.session import Session as SessionAgg
+    from tests.conftest import LIVEDASH, REPO
+    from tests.harness import runtime
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")}
+    env.update(PYTHONPATH=str(REPO), LIVEDASH_DATABASE_URL=sqlite_url)
+
+    def livedash(*args: str) -> str:
+        done = subprocess.run(
+            [*LIVEDASH, *args], env=env, check=True, capture_output=True, text=True, timeout=120
+        )
+        return done.stdout
+
+    def csv_line(ext: str, url: str) -> str:
+        return (
+            f"{ext},01.10.2026 10:00:00,01.10.2026 10:05:00,192.0.2.1,NL,dutch,2,happy,"
+            f"no,no,{url},2.5,100,0.0010,Sick,hallo\n"
+        )
+
+    chat = "[01.10.2026 10:00:05] User: Hallo?\n"
+    slow = RouteServer({"/slow.txt": Route(body=chat.encode(), delay=120)}).start()
+    quick = RouteServer({"/quick.txt": text(chat)}).start()
+    daemon: subprocess.Popen[str] | None = None
+    try:
+        rows = [csv_line(f"a-{i:02d}", slow.url("/slow.txt")) for i in range(16)]
+        rows += [
+            csv_line(f"b-{i:02d}", f"http://localhost:{quick.port}/quick.txt") for i in range(40)
+        ]
+        export = tmp_path / "export.csv"
+        export.write_text("".join(rows), encoding="utf-8")
+        livedash("init")
+        livedash("company", "add", "Mixed", "--csv-url", str(export))
+        livedash("import", "--company", "Mixed")
+        daemon = subprocess.Popen(
+            [*LIVEDASH, "run", "--csv-interval", "0", "--poll-interval", "0.2",
+             "--stages", "TRANSCRIPT_FETCH", "--concurrency", "TRANSCRIPT_FETCH=16"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        completed: list[str] = []
+        for _ in range(120):
+            if quick.count("/quick.txt") >= 40 and daemon.poll() is None:
+                out = livedash(
+                    "sessions", "--stage", "TRANSCRIPT_FETCH", "--status", "COMPLETED",
+                    "--limit", "100", "--json",
+                )  # fmt: skip
+                completed = [r["external_id"] for r in json.loads(out)]
+                if len(completed) >= 40:
+                    break
+            time.sleep(0.25)
+        slow_requests = slow.count("/slow.txt")
+        assert sorted(completed) == [f"b-{i:02d}" for i in range(40)]
+        assert slow_requests == 4  # its four slots, still waiting for their answers
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(60)
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
+        slow.stop()
+        quick.stop()
+    with runtime(sqlite_url, create=False) as rt:
+        rt.runner.catch_up()
+        from sqlalchemy import select
+
+        from projections.schema import sessions as sessions_table
+
+        with rt.engine.connect() as conn:
+            ids = {
+                r.external_id: r.session_id
+                for r in conn.execute(
+                    select(sessions_table.c.external_id, sessions_table.c.session_id)
+                )
+            }
+        last_quick = max(
+            e.timestamp
+            for ext, sid in ids.items()
+            if ext.startswith("b-")
+            for e in rt.app.session_events(sid)
+            if isinstance(e, SessionAgg.TranscriptFetched)
+        )
+        slow_failures = [
+            e
+            for ext, sid in ids.items()
+            if ext.startswith("a-")
+            for e in rt.app.session_events(sid)
+            if isinstance(e, SessionAgg.StageFailed)
+        ]
+    # The slow host's rows were handed back (host_busy) or still running: none timed out
+    # before the last quick row was done.
+    assert all(e.error_type == HOST_BUSY or e.timestamp > last_quick for e in slow_failures), [
+        (e.error_type, e.timestamp) for e in slow_failures
+    ]
