@@ -1,4 +1,4 @@
-"""`livedash company add|list|suspend|activate|archive`."""
+"""`livedash company add|update|list|suspend|activate|archive`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.context import catch_up, handle_errors, require_company, state
-from cli.errors import CliError
+from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_time, print_json
+from cli.runtime import Runtime
 from domain.company import Company, CompanyStatus, CredentialRef
+from domain.urls import UrlError, parse_origin, redact, refuse_userinfo
 from processors.clock import utc_now
+from projections.models import CompanyInfo
 from projections.queries import list_companies
+
+AUTH_SCOPE_HELP = (
+    "Origins (scheme://host[:port], comma-separated) that may receive the credentials besides "
+    "the CSV source's own origin; transcripts elsewhere are fetched without them"
+)
+PLAIN_HTTP_HELP = "Allow sending the credentials over plain http to a non-loopback host"
 
 app = typer.Typer(help="Register companies and change their status.", no_args_is_help=True)
 
@@ -41,21 +50,17 @@ def add(
     ai_model: Annotated[
         str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")
     ] = None,
+    auth_scope: Annotated[str | None, typer.Option("--auth-scope", help=AUTH_SCOPE_HELP)] = None,
+    allow_plain_http_auth: Annotated[
+        bool, typer.Option("--allow-plain-http-auth", help=PLAIN_HTTP_HELP)
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Register a company. Credentials are stored as a reference, never as the secret."""
-    if password_env and password_file:
-        raise CliError("give --password-env or --password-file, not both")
-    ref = None
-    if password_env:
-        ref = CredentialRef(kind="env", name=password_env)
-    elif password_file:
-        ref = CredentialRef(kind="file", name=str(password_file.expanduser().resolve()))
+    ref = _credential_ref(password_env, password_file)
     if ref and not username:
         raise CliError("a password reference needs --username")
-    source = csv_url
-    if "://" not in csv_url:
-        source = str(Path(csv_url).expanduser().resolve())
+    source = _source(csv_url)
     with state(ctx).runtime() as rt:
         company = Company.register(
             name,
@@ -66,16 +71,118 @@ def add(
             timezone=timezone,
             status=CompanyStatus.parse(status),
             ai_model=ai_model,
+            auth_scope=_scope(auth_scope),
+            allow_plain_http_auth=allow_plain_http_auth,
         )
         rt.app.register_company(company)
         catch_up(rt)
-        info = require_company(rt, name)
+        info = _with_auth(rt, require_company(rt, name))
     if json_out:
         print_json(info)
     else:
         console.print(
             f"[green]registered[/] {escape(info.name)} ({info.status}), id {info.company_id}"
         )
+
+
+@app.command("update")
+@handle_errors
+def update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Company name")],
+    csv_url: Annotated[
+        str | None, typer.Option("--csv-url", help="URL or local path of the CSV export")
+    ] = None,
+    username: Annotated[str | None, typer.Option("--username", help="Basic-auth user")] = None,
+    password_env: Annotated[
+        str | None, typer.Option("--password-env", help="Environment variable holding the password")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="File holding the password")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="IANA timezone of the CSV's times")
+    ] = None,
+    ai_model: Annotated[
+        str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")
+    ] = None,
+    auth_scope: Annotated[
+        str | None,
+        typer.Option("--auth-scope", help=AUTH_SCOPE_HELP + "; an empty value clears the list"),
+    ] = None,
+    allow_plain_http_auth: Annotated[
+        bool | None,
+        typer.Option("--allow-plain-http-auth/--no-allow-plain-http-auth", help=PLAIN_HTTP_HELP),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Change a company's CSV source, credentials, timezone, model or credential scope;
+    options not given keep their value."""
+    ref = _credential_ref(password_env, password_file)
+    source = _source(csv_url) if csv_url is not None else None
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        require_company(rt, name)
+        company = rt.app.get_company(name)
+        if ref and not (username or company.username):
+            raise CliError("a password reference needs --username")
+        now = utc_now()
+        settings = (source, username, ref, timezone, ai_model)
+        if any(v is not None for v in settings):
+            company.change_settings(
+                now,
+                csv_url=source,
+                username=username,
+                password_ref=ref,
+                timezone=timezone,
+                ai_model=ai_model,
+            )
+        company.change_auth_policy(now, _scope(auth_scope), allow_plain_http_auth)
+        rt.app.save(company)
+        catch_up(rt)
+        info = _with_auth(rt, require_company(rt, name))
+    if json_out:
+        print_json(info)
+    else:
+        console.print(f"[green]updated[/] {escape(info.name)}")
+
+
+def _credential_ref(password_env: str | None, password_file: Path | None) -> CredentialRef | None:
+    if password_env and password_file:
+        raise CliError("give --password-env or --password-file, not both")
+    if password_env:
+        return CredentialRef(kind="env", name=password_env)
+    if password_file:
+        return CredentialRef(kind="file", name=str(password_file.expanduser().resolve()))
+    return None
+
+
+def _source(csv_url: str) -> str:
+    """A URL as given (never with a password in it) or an absolute path."""
+    try:
+        refuse_userinfo(csv_url, "CSV source")
+    except UrlError as e:
+        raise CliError(str(e), code=ExitCode.USAGE) from None
+    if "://" not in csv_url:
+        return str(Path(csv_url).expanduser().resolve())
+    return csv_url
+
+
+def _scope(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    try:
+        return [parse_origin(item) for item in value.split(",") if item.strip()]
+    except UrlError as e:
+        raise CliError(str(e), code=ExitCode.USAGE) from None
+
+
+def _with_auth(rt: Runtime, info: CompanyInfo) -> CompanyInfo:
+    """The credential scope, read from the company itself (the projection predates it)."""
+    company = rt.app.get_company(info.company_id)
+    info.auth_scope = list(company.auth_scope)
+    info.allow_plain_http_auth = company.allow_plain_http_auth
+    return info
 
 
 @app.command("list")
@@ -89,11 +196,20 @@ def list_(
         catch_up(rt)
         with rt.engine.connect() as conn:
             rows = list_companies(conn)
+        rows = [_with_auth(rt, info) for info in rows]
     if json_out:
         print_json(rows)
         return
     table = Table(title="Companies")
-    for col in ("name", "status", "sessions", "timezone", "CSV source", "last import"):
+    for col in (
+        "name",
+        "status",
+        "sessions",
+        "timezone",
+        "CSV source",
+        "auth scope",
+        "last import",
+    ):
         table.add_column(col)
     for c in rows:
         last = "-"
@@ -103,8 +219,17 @@ def list_(
                 f"{fmt_time(r.finished_at)} {r.outcome}: {r.rows_seen} seen, {r.new} new, "
                 f"{r.changed} changed, {r.rejected} rejected"
             )
+        scope = ", ".join(c.auth_scope) or "-"
+        if c.allow_plain_http_auth:
+            scope += " (plain http allowed)"
         table.add_row(
-            escape(c.name), c.status, str(c.sessions), c.timezone, escape(c.csv_url), last
+            escape(c.name),
+            c.status,
+            str(c.sessions),
+            c.timezone,
+            escape(redact(c.csv_url)),
+            escape(scope),
+            last,
         )
     console.print(table)
 

@@ -21,6 +21,7 @@ from cli.context import catch_up, handle_errors, optional_company, require_compa
 from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_time, print_json
 from domain.csv_rows import ParsedCsv
+from domain.urls import UrlError, refuse_userinfo
 from processors.clock import utc_now
 from processors.csv_import import file_reader, run_import
 from processors.csv_source import CsvSource
@@ -56,6 +57,11 @@ def import_(
             hint="e.g. livedash import export.csv --company Acme",
             code=ExitCode.USAGE,
         )
+    if file is not None:
+        try:  # `http://user:pw@host/x.csv` arrives here as a path: never read, stored or shown
+            refuse_userinfo(str(file), "CSV")
+        except UrlError as e:
+            raise CliError(str(e), code=ExitCode.USAGE) from None
     st = state(ctx)
     with st.runtime() as rt:
         catch_up(rt)

@@ -93,6 +93,7 @@ def build_processors(
         timeout=http_timeout,
         connect_timeout=min(10.0, http_timeout),
         allow=AllowList.parse(st.settings.fetch_allow_hosts),
+        per_host=st.settings.fetch_per_host,
     )
     analyser, default_model = build_analyser(st, configs)
     return {
@@ -246,9 +247,19 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Log every stage event as JSON lines")
     ] = False,
+    fetch_per_host: Annotated[
+        int | None,
+        typer.Option(
+            "--fetch-per-host",
+            min=1,
+            help="Transcript fetches from one host at once (default 4, LIVEDASH_FETCH_PER_HOST)",
+        ),
+    ] = None,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
+    if fetch_per_host is not None:
+        st.settings = st.settings.model_copy(update={"fetch_per_host": fetch_per_host})
     chosen = (
         tuple(Stage.parse(s) for s in stages.split(",") if s.strip()) if stages else WORKER_STAGES
     )

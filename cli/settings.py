@@ -16,6 +16,8 @@ class Settings(BaseModel):
     actor: str = Field(default_factory=lambda: _os_user())
     lease_seconds: float = 30.0
     fetch_allow_hosts: tuple[str, ...] = ()
+    fetch_per_host: int = Field(default=4, ge=1)
+    """Transcript fetches from one host at once (LIVEDASH_FETCH_PER_HOST)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -29,6 +31,8 @@ class Settings(BaseModel):
             values["fetch_allow_hosts"] = tuple(
                 h.strip() for h in env["LIVEDASH_FETCH_ALLOW_HOSTS"].split(",") if h.strip()
             )
+        if env.get("LIVEDASH_FETCH_PER_HOST"):
+            values["fetch_per_host"] = env["LIVEDASH_FETCH_PER_HOST"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.csv_rows import RowRejection
 from domain.errors import CompanyError
+from domain.urls import UrlError, parse_origin, refuse_userinfo
 
 COMPANY_NAMESPACE = uuid5(NAMESPACE_URL, "https://livedash.invalid/company")
 MAX_REJECTIONS_KEPT = 1000
@@ -135,6 +136,18 @@ class Company(Aggregate):
             aggregate.timezone = self.timezone
             aggregate.ai_model = self.ai_model
 
+    class AuthPolicyChanged(Aggregate.Event):
+        """Where the company's credentials may be sent besides its CSV source's origin, and
+        whether they may travel over plain http to a non-loopback host."""
+
+        TOPIC = "livedash:Company.AuthPolicyChanged"
+        auth_scope: list[str]
+        allow_plain_http_auth: bool
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.auth_scope = tuple(self.auth_scope)
+            aggregate.allow_plain_http_auth = self.allow_plain_http_auth
+
     class ImportRecorded(Aggregate.Event):
         TOPIC = "livedash:Company.ImportRecorded"
         run: ImportRun
@@ -163,6 +176,9 @@ class Company(Aggregate):
         self.timezone = timezone
         self.status = status
         self.ai_model = ai_model
+        self.auth_scope: tuple[str, ...] = ()
+        """Origins besides the CSV source's own that receive the credentials."""
+        self.allow_plain_http_auth = False
         self.last_import: ImportRun | None = None
         self.etag: str | None = None
         self.last_modified: str | None = None
@@ -179,13 +195,16 @@ class Company(Aggregate):
         timezone: str = "UTC",
         status: CompanyStatus = CompanyStatus.ACTIVE,
         ai_model: str | None = None,
+        auth_scope: list[str] | None = None,
+        allow_plain_http_auth: bool = False,
     ) -> Company:
         name = name.strip()
         if not name:
             raise CompanyError("a company needs a name")
         if not csv_url.strip():
             raise CompanyError("a company needs a CSV source (a URL or a file path)")
-        return cls._create(
+        _check_source(csv_url)
+        company = cls._create(
             cls.Registered,
             id=company_id_for(name),
             name=name,
@@ -197,6 +216,8 @@ class Company(Aggregate):
             ai_model=ai_model,
             timestamp=now,
         )
+        company.change_auth_policy(now, auth_scope, allow_plain_http_auth)
+        return company
 
     def change_status(self, status: CompanyStatus, reason: str, actor: str, now: datetime) -> bool:
         if status is self.status:
@@ -215,6 +236,8 @@ class Company(Aggregate):
         timezone: str | None = None,
         ai_model: str | None = None,
     ) -> None:
+        if csv_url:
+            _check_source(csv_url)
         self.trigger_event(
             self.SettingsChanged,
             csv_url=csv_url or self.csv_url,
@@ -225,6 +248,34 @@ class Company(Aggregate):
             timestamp=now,
         )
 
+    def change_auth_policy(
+        self,
+        now: datetime,
+        auth_scope: list[str] | None = None,
+        allow_plain_http_auth: bool | None = None,
+    ) -> bool:
+        """None keeps a value. Scope entries are origins (``https://host[:port]``)."""
+        try:
+            scope = (
+                tuple(dict.fromkeys(parse_origin(o) for o in auth_scope if o.strip()))
+                if auth_scope is not None
+                else tuple(self.auth_scope)
+            )
+        except UrlError as e:
+            raise CompanyError(str(e)) from None
+        plain = (
+            self.allow_plain_http_auth if allow_plain_http_auth is None else allow_plain_http_auth
+        )
+        if scope == tuple(self.auth_scope) and plain == self.allow_plain_http_auth:
+            return False
+        self.trigger_event(
+            self.AuthPolicyChanged,
+            auth_scope=list(scope),
+            allow_plain_http_auth=plain,
+            timestamp=now,
+        )
+        return True
+
     def record_import(self, run: ImportRun) -> None:
         if len(run.rejections) > MAX_REJECTIONS_KEPT:
             run = run.model_copy(update={"rejections": run.rejections[:MAX_REJECTIONS_KEPT]})
@@ -233,3 +284,10 @@ class Company(Aggregate):
     @property
     def is_active(self) -> bool:
         return self.status is CompanyStatus.ACTIVE
+
+
+def _check_source(csv_url: str) -> None:
+    try:
+        refuse_userinfo(csv_url, "CSV source")
+    except UrlError as e:
+        raise CompanyError(str(e)) from None

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from domain.urls import USERINFO_HINT, has_userinfo, redact
+
 COLUMNS: tuple[str, ...] = (
     "session_id",
     "start_time",
@@ -246,6 +248,14 @@ def _to_text(value: str) -> str | None:
     return value or None
 
 
+def _to_url(value: str) -> str | None:
+    """A transcript URL with a password in it would be stored with every event of the row and
+    could send the password to whatever host it names: the row is refused instead."""
+    if has_userinfo(value):
+        raise ValueError(f"{redact(value)} has a user name or password in it; {USERINFO_HINT}")
+    return value or None
+
+
 Converter = Callable[[str], object]
 
 
@@ -266,7 +276,7 @@ def _converters(zone: tzinfo) -> tuple[tuple[str, str, Converter], ...]:
         ("sentiment", "sentiment", _to_text),
         ("escalated", "escalated", _to_text),
         ("forwarded_hr", "forwarded_hr", _to_text),
-        ("full_transcript_url", "transcript_url", _to_text),
+        ("full_transcript_url", "transcript_url", _to_url),
         ("avg_response_time", "avg_response_time", _to_float),
         ("tokens", "tokens", _to_count),
         ("tokens_eur", "tokens_eur", _to_decimal),
@@ -290,7 +300,7 @@ def _fast_values(values: Sequence[str], zone: tzinfo) -> dict[str, Any]:
         "sentiment": sentiment or None,
         "escalated": escalated or None,
         "forwarded_hr": forwarded or None,
-        "transcript_url": url or None,
+        "transcript_url": _to_url(url),
         "avg_response_time": _to_float(avg),
         "tokens": _to_count(tokens),
         "tokens_eur": _to_decimal(eur),
@@ -500,6 +510,8 @@ class _Collector:
 
     def reject(self, number: int, record: Record, reason: str) -> None:
         raw = _raw(self.lines, record[0], record[1])
+        # The rejection is stored and shown: never with a password in it.
+        raw, reason = redact(raw), redact(reason)
         self.rejections.append(RowRejection(row_number=number, raw_line=raw, reason=reason))
 
     def add(self, number: int, record: Record) -> None:

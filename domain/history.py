@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from domain.session import Session
 from domain.stages import STAGE_ORDER, Stage
+from domain.urls import redact
 
 
 class HistoryEntry(BaseModel):
@@ -39,15 +40,20 @@ def _data_summary(event: Any) -> dict[str, Any]:
     if isinstance(event, Session.Imported | Session.SourceRowChanged):
         row = event.row
         return {
-            "source": event.source,
+            "source": redact(event.source),  # events from before URL passwords were refused
             "row_fingerprint": row.fingerprint(),
             "start_time": row.start_time.isoformat(),
             "end_time": row.end_time.isoformat(),
-            "transcript_url": row.transcript_url,
+            "transcript_url": redact(row.transcript_url) if row.transcript_url else None,
         }
     if isinstance(event, Session.TranscriptFetched):
         t = event.transcript
-        return {"url": t.url, "sha256": t.sha256, "size": t.size, "content_type": t.content_type}
+        return {
+            "url": redact(t.url),
+            "sha256": t.sha256,
+            "size": t.size,
+            "content_type": t.content_type,
+        }
     if isinstance(event, Session.SessionParsed):
         return {"messages": len(event.messages), "fields": event.fields.model_dump(mode="json")}
     if isinstance(event, Session.AnalysisRecorded):
@@ -105,7 +111,7 @@ def describe(events: Iterable[Any]) -> list[HistoryEntry]:
                 worker=getattr(event, "worker", None),
                 lease_expires_at=getattr(event, "lease_expires_at", None),
                 error_type=getattr(event, "error_type", None),
-                error=getattr(event, "error", None),
+                error=redact(event.error) if getattr(event, "error", None) else None,
                 retryable=getattr(event, "retryable", None),
                 retry_at=getattr(event, "retry_at", None),
                 reason=getattr(event, "reason", None),

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from domain.company import Company
+from domain.urls import format_origin, has_userinfo, origin_of, redact, refuse_userinfo
 from processors.credentials import CredentialError, resolve_password
-from processors.fetch import is_local_source, local_path
+from processors.fetch import is_local_source, is_loopback, local_path
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 
@@ -82,7 +83,35 @@ class CsvSource:
             return SourceData(None, str(path), digest)
         return SourceData(data, str(path), digest)
 
+    @staticmethod
+    def _check_url(company: Company) -> None:
+        """A password in the URL (registered before it was refused) is never used or shown;
+        credentials never travel over plain http to another machine unless allowed."""
+        url = company.csv_url
+        if has_userinfo(url):
+            try:
+                refuse_userinfo(url, "CSV source")
+            except ValueError as e:
+                raise SourceError(
+                    f"{e} (`livedash company update {company.name} --csv-url ...`)",
+                    source=redact(url),
+                ) from None
+        origin = origin_of(url)
+        if (
+            company.username
+            and origin is not None
+            and origin[0] == "http"
+            and not is_loopback(origin[1])
+            and not company.allow_plain_http_auth
+        ):
+            raise SourceError(
+                f"refusing to send the password of {company.username!r} over plain http to "
+                f"{format_origin(origin)}; use https, or allow it with "
+                f"`livedash company update {company.name} --allow-plain-http-auth`"
+            )
+
     def _get(self, company: Company, force: bool) -> SourceData:
+        self._check_url(company)
         headers: dict[str, str] = {}
         if not force:
             if company.etag:
@@ -101,7 +130,7 @@ class CsvSource:
             try:
                 response = self.client.get(company.csv_url, headers=headers, auth=auth)
             except httpx.HTTPError as e:
-                last_error = f"{type(e).__name__}: {e}"
+                last_error = redact(f"{type(e).__name__}: {e}")
                 status = None
             else:
                 status = response.status_code
@@ -137,5 +166,5 @@ class CsvSource:
             if attempt < self.attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise SourceError(
-            f"{company.csv_url}: {last_error} (after {self.attempts} attempts)", status
+            f"{redact(company.csv_url)}: {last_error} (after {self.attempts} attempts)", status
         )

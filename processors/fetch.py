@@ -1,11 +1,20 @@
-"""TRANSCRIPT_FETCH: download a session's transcript, safely and with every failure classified."""
+"""TRANSCRIPT_FETCH: download a session's transcript, safely and with every failure classified.
+
+The company's password goes only to the origin of its CSV source and to the origins the
+operator listed (`company update --auth-scope`), never over plain http to a non-loopback host
+unless allowed, and never along a redirect to another origin. Each fetch has one deadline,
+connect to last byte, and each host at most `per_host` fetches at once, so one slow or
+hostile host cannot take every slot of the stage.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import http.client
+import ipaddress
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,11 +28,12 @@ from domain.company import Company, CredentialRef
 from domain.payloads import FetchedTranscript
 from domain.session import Session
 from domain.stages import Stage
+from domain.urls import Origin, format_origin, has_userinfo, origin_of, redact, without_userinfo
 from processors.base import StageError, WorkContext
 from processors.clock import utc_now
 from processors.credentials import CredentialError, resolve_password
 from processors.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
-from processors.netguard import AllowList, BlockedAddress, check_host
+from processors.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -31,11 +41,22 @@ RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 @dataclass(frozen=True)
 class FetchSettings:
     timeout: float = 30.0
+    """Total seconds for one fetch, connect to last byte, redirects included."""
     connect_timeout: float = 10.0
     max_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     allow: AllowList = field(default_factory=lambda: AllowList.parse([]))
     user_agent: str = "LiveDash-Pipeline/0.1 (transcript fetcher)"
+    per_host: int = 4
+    """Fetches from one host at once; more wait ``host_wait`` and are then handed back."""
+    host_wait: float = 2.0
+    """Long enough that a host answering in normal time frees a slot first (no hand-back);
+    short enough that a slow host's waiters leave their pool threads to other hosts soon."""
+    host_retry_after: float = 1.0
+
+
+HOST_BUSY = "host_busy"
+"""A fetch handed back unstarted because its host had no free slot: nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,9 @@ class FetchInputs:
     csv_source: str
     username: str | None
     password_ref: CredentialRef | None
+    auth_scope: tuple[str, ...] = ()
+    """Origins besides the CSV source's own that may receive the credentials."""
+    allow_plain_http_auth: bool = False
 
 
 def is_local_source(csv_source: str) -> bool:
@@ -62,6 +86,14 @@ def resolve_url(raw: str, csv_source: str) -> str | Path:
     Raises StageError("bad_url") for anything we will not fetch.
     """
     raw = raw.strip()
+    if has_userinfo(raw):
+        raise StageError(
+            "bad_url",
+            f"transcript URL {redact(raw)} has a user name or password in it: not fetched, so "
+            "it cannot reach another host; remove it from the export (the company's "
+            "--username/--password-env are sent to its own origins)",
+            retryable=False,
+        )
     try:
         parts = urlsplit(raw)
         _ = parts.port  # raises for a port out of range
@@ -106,6 +138,7 @@ class TranscriptFetchProcessor:
     ) -> None:
         self.settings = settings
         self.env = env
+        self.hosts = HostSlots(settings.per_host)
         self.client = client or HttpGetClient(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.timeout,
@@ -122,6 +155,8 @@ class TranscriptFetchProcessor:
             csv_source=company.csv_url,
             username=company.username,
             password_ref=company.password_ref,
+            auth_scope=tuple(company.auth_scope),
+            allow_plain_http_auth=company.allow_plain_http_auth,
         )
 
     def run(self, inputs: FetchInputs, ctx: WorkContext | None = None) -> FetchedTranscript:
@@ -166,44 +201,92 @@ class TranscriptFetchProcessor:
 
     # ------------------------------------------------------------------- http
     def _get(self, url: str, inputs: FetchInputs, guard: bool) -> FetchedTranscript:
-        headers = self._auth(inputs)
         deadline = time.monotonic() + self.settings.timeout
+        scope = auth_origins(inputs)
+        credentials: dict[str, str] | None = None  # resolved when first needed
         for _hop in range(self.settings.max_redirects + 1):
+            shown = redact(url)
+            origin = origin_of(url)
+            headers: dict[str, str] = {}
+            if inputs.username and origin is not None and origin in scope:
+                self._check_transport(origin, inputs)
+                credentials = credentials if credentials is not None else self._auth(inputs)
+                headers = credentials
+            host = origin[1] if origin else ""
+            self._take_host(host, deadline)
             try:
-                addresses = self._guard(url) if guard else None
-                with self.client.get(url, headers, addresses) as response:
+                addresses = self._addresses(url, guard, deadline)
+                with self.client.get(url, headers, addresses, deadline) as response:
                     if response.is_redirect:
+                        # The next hop gets the credentials only if its origin is in scope.
                         url = self._redirect_target(url, response)
                         continue
-                    self._check_status(response)
+                    self._check_status(response, bool(headers), bool(inputs.username))
                     data = self._read_capped(response, deadline)
                     content_type = response.headers.get("content-type")
                     return self._transcript(url, data, content_type, response.charset)
             except BodyDecodingError as e:
                 raise StageError(
-                    "bad_encoding", f"cannot decode {url}: {e}", retryable=False
+                    "bad_encoding", f"cannot decode {shown}: {e}", retryable=False
                 ) from None
             except ssl.SSLCertVerificationError as e:
                 raise StageError(
                     "tls_error",
-                    f"certificate of {url} not accepted: {e.verify_message}",
+                    f"certificate of {shown} not accepted: {e.verify_message}",
                     retryable=False,
                 ) from None
             except TimeoutError as e:
                 raise StageError(
-                    "timeout", f"timed out fetching {url}: {e or 'no answer'}", retryable=True
+                    "timeout", f"timed out fetching {shown}: {e or 'no answer'}", retryable=True
                 ) from None
             except (ValueError, http.client.InvalidURL) as e:  # bad port, control character
-                raise StageError("bad_url", f"invalid URL {url!r}: {e}", retryable=False) from None
-            except (OSError, http.client.HTTPException) as e:
                 raise StageError(
-                    "connection_error", f"cannot fetch {url}: {type(e).__name__}: {e}", True
+                    "bad_url", f"invalid URL {shown!r}: {redact(str(e))}", retryable=False
                 ) from None
+            except (OSError, http.client.HTTPException) as e:
+                if time.monotonic() >= deadline:
+                    raise StageError(
+                        "timeout", f"timed out fetching {shown}: {type(e).__name__}", True
+                    ) from None
+                raise StageError(
+                    "connection_error",
+                    f"cannot fetch {shown}: {type(e).__name__}: {redact(str(e))}",
+                    True,
+                ) from None
+            finally:
+                self.hosts.release(host)
         raise StageError(
             "too_many_redirects",
-            f"more than {self.settings.max_redirects} redirects starting at {inputs.raw_url}",
+            f"more than {self.settings.max_redirects} redirects starting at "
+            f"{redact(inputs.raw_url)}",
             retryable=False,
         )
+
+    def _take_host(self, host: str, deadline: float) -> None:
+        """A slot for ``host``, waiting briefly: a fetch that cannot start soon is handed
+        back (retryable, nothing sent) so its pool thread serves other hosts meanwhile."""
+        wait = max(0.0, min(self.settings.host_wait, deadline - time.monotonic()))
+        if not self.hosts.acquire(host, wait):
+            raise StageError(
+                HOST_BUSY,
+                f"{self.settings.per_host} fetches from {host} are running already; "
+                "handed back without a request",
+                retryable=True,
+                retry_after=self.settings.host_retry_after,
+                details={"started": False},
+            )
+
+    @staticmethod
+    def _check_transport(origin: Origin, inputs: FetchInputs) -> None:
+        scheme, host, _port = origin
+        if scheme == "http" and not is_loopback(host) and not inputs.allow_plain_http_auth:
+            raise StageError(
+                "insecure_credentials",
+                f"refusing to send the company's password over plain http to "
+                f"{format_origin(origin)}; use https, or allow it with "
+                "`livedash company update NAME --allow-plain-http-auth`",
+                retryable=False,
+            )
 
     @staticmethod
     def _redirect_target(url: str, response: Response) -> str:
@@ -214,8 +297,8 @@ class TranscriptFetchProcessor:
             )
         target = urljoin(url, location)
         if urlsplit(target).scheme not in ("http", "https"):
-            raise StageError("bad_url", f"redirect to {target!r}", retryable=False)
-        return target
+            raise StageError("bad_url", f"redirect to {redact(target)!r}", retryable=False)
+        return without_userinfo(target)  # never sent, never stored
 
     def _auth(self, inputs: FetchInputs) -> dict[str, str]:
         if not inputs.username:
@@ -227,29 +310,43 @@ class TranscriptFetchProcessor:
         pair = f"{inputs.username}:{password or ''}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def _guard(self, url: str) -> list[str] | None:
+    def _addresses(self, url: str, guard: bool, deadline: float) -> list[str]:
+        """The addresses to connect to, looked up within the deadline: vetted by the SSRF
+        guard for a remote CSV's URLs, as resolved otherwise (or for hosts allowed by name)."""
         parts = urlsplit(url)
+        host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
+
+        def lookup() -> list[str]:
+            vetted = check_host(host, port, self.settings.allow) if guard else None
+            return vetted if vetted is not None else resolve(host, port)
+
         try:
-            return check_host(parts.hostname or "", port, self.settings.allow)
+            if _is_address(host):  # nothing to look up: no hand-off to a lookup thread
+                return lookup()
+            return LOOKUPS.run(lookup, deadline - time.monotonic())
         except BlockedAddress as e:
             raise StageError("blocked_address", str(e), retryable=False) from None
+        except TimeoutError:
+            raise StageError("timeout", f"looking up {host} took too long", True) from None
         except OSError as e:
             raise StageError("dns_error", str(e), retryable=True) from None
 
     @staticmethod
-    def _check_status(response: Response) -> None:
+    def _check_status(response: Response, sent_auth: bool, has_auth: bool) -> None:
         code = response.status
         if 200 <= code < 300:
             return
         reason = f"HTTP {code} {response.reason}".strip()
         if code in (401, 403):
-            raise StageError(
-                f"http_{code}",
-                f"{reason}: check the company's --username and password reference "
-                "(transcripts use the CSV credentials)",
-                retryable=False,
+            hint = (
+                "the company's credentials go only to its CSV source's origin and its "
+                "--auth-scope; add this host's origin there if it should get them"
+                if has_auth and not sent_auth
+                else "check the company's --username and password reference "
+                "(transcripts use the CSV credentials)"
             )
+            raise StageError(f"http_{code}", f"{reason}: {hint}", retryable=False)
         if code in RETRYABLE_STATUS:
             raise StageError(
                 f"http_{code}", reason, retryable=True, retry_after=_retry_after(response.headers)
@@ -281,10 +378,7 @@ class TranscriptFetchProcessor:
     ) -> FetchedTranscript:
         if not data.strip():
             raise StageError("empty", "transcript is empty", retryable=False)
-        try:
-            text = data.decode(encoding or "utf-8")
-        except (UnicodeDecodeError, LookupError):
-            text = data.decode("utf-8", errors="replace")
+        text = decode_transcript(data, encoding)
         return FetchedTranscript(
             url=url,
             text=text,
@@ -293,6 +387,88 @@ class TranscriptFetchProcessor:
             content_type=content_type,
             fetched_at=utc_now(),
         )
+
+
+def decode_transcript(data: bytes, charset: str | None) -> str:
+    """The text in its declared charset, else UTF-8; never with replacement characters: an
+    undecodable transcript is a recorded, permanent `invalid_encoding` failure."""
+    name = charset or "utf-8"
+    try:
+        return data.decode(name)
+    except LookupError:
+        name = f"utf-8 (declared charset {charset!r} is unknown)"
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            error = e
+    except UnicodeDecodeError as e:
+        error = e
+    bad = data[error.start : error.start + 4].hex(" ")
+    raise StageError(
+        "invalid_encoding",
+        f"transcript is not valid {name}: bytes {bad} at offset {error.start} "
+        f"({error.reason}); declare its charset in Content-Type or re-export it as UTF-8",
+        retryable=False,
+        details={"offset": error.start, "charset": charset},
+    )
+
+
+def auth_origins(inputs: FetchInputs) -> frozenset[Origin]:
+    """Where the credentials may go: the CSV source's origin and the operator's scope."""
+    candidates = [origin_of(o) for o in inputs.auth_scope]
+    if not is_local_source(inputs.csv_source):
+        candidates.append(origin_of(inputs.csv_source))
+    return frozenset(o for o in candidates if o is not None)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """Loopback by name or literal address; never resolved (a DNS answer can lie)."""
+    name = host.lower().rstrip(".").strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class HostSlots:
+    """At most ``per_host`` holders per host name at once."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = max(1, per_host)
+        self._busy: dict[str, int] = {}
+        self._freed = threading.Condition()
+
+    def acquire(self, host: str, timeout: float) -> bool:
+        with self._freed:
+            if not self._freed.wait_for(
+                lambda: self._busy.get(host, 0) < self.per_host, timeout=timeout
+            ):
+                return False
+            self._busy[host] = self._busy.get(host, 0) + 1
+            return True
+
+    def release(self, host: str) -> None:
+        with self._freed:
+            left = self._busy.get(host, 0) - 1
+            if left > 0:
+                self._busy[host] = left
+            else:
+                self._busy.pop(host, None)
+            self._freed.notify_all()
+
+    def busy(self, host: str) -> int:
+        with self._freed:
+            return self._busy.get(host, 0)
 
 
 def _retry_after(headers: Mapping[str, Any] | Message) -> float | None:

@@ -4,9 +4,16 @@ reach loopback, private, link-local or cloud-metadata addresses, unless an opera
 from __future__ import annotations
 
 import ipaddress
+import queue
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -81,3 +88,59 @@ def check_host(host: str, port: int, allow: AllowList) -> list[str] | None:
         if str(address) not in addresses:
             addresses.append(str(address))
     return addresses
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address of ``host``, in the resolver's order, without duplicates."""
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as e:
+        raise OSError(f"cannot resolve {host}: {e.strerror}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class Lookups:
+    """Name lookups with a time limit. `getaddrinfo` has none and cannot be interrupted, so
+    it runs on one of a few daemon threads; the caller waits at most ``timeout`` and then
+    leaves the lookup behind: it holds no fetch slot and never delays the process's exit."""
+
+    def __init__(self, threads: int = 16) -> None:
+        self._max = threads
+        self._work: queue.SimpleQueue[tuple[Future[object], Callable[[], object]]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def run(self, fn: Callable[[], T], timeout: float) -> T:
+        """``fn()``'s result or exception; TimeoutError when it takes longer than ``timeout``."""
+        future: Future[object] = Future()
+        with self._lock:
+            if self._idle == 0 and self._threads < self._max:
+                self._threads += 1
+                threading.Thread(target=self._serve, name="livedash-lookup", daemon=True).start()
+        self._work.put((future, fn))
+        try:
+            return future.result(max(0.0, timeout))  # type: ignore[return-value]
+        except FutureTimeout:
+            future.cancel()
+            raise TimeoutError("name lookup took too long") from None
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            future, fn = self._work.get()
+            with self._lock:
+                self._idle -= 1
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller gave up before it started
+            try:
+                future.set_result(fn())
+            except BaseException as e:
+                future.set_exception(e)
+
+
+LOOKUPS = Lookups()
+"""Shared by every fetcher in the process: a few threads are enough for all of them."""

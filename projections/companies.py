@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, update
 
 from domain.company import Company
+from domain.urls import redact
 from projections.runner import Event
 from projections.schema import companies, import_rejections, import_runs
 from projections.upsert import upsert
@@ -37,7 +38,7 @@ class CompanyProjection:
                             "company_id": cid,
                             "name": event.name,
                             "status": event.status.value,
-                            "csv_url": event.csv_url,
+                            "csv_url": redact(event.csv_url),
                             "username": event.username,
                             "password_ref": event.password_ref.describe()
                             if event.password_ref
@@ -66,7 +67,7 @@ class CompanyProjection:
                     update(companies)
                     .where(companies.c.company_id == cid)
                     .values(
-                        csv_url=event.csv_url,
+                        csv_url=redact(event.csv_url),
                         username=event.username,
                         password_ref=event.password_ref.describe() if event.password_ref else None,
                         timezone=event.timezone,
@@ -87,7 +88,7 @@ class CompanyProjection:
                 {
                     "run_id": run.run_id,
                     "company_id": event.originator_id,
-                    "source": run.source,
+                    "source": redact(run.source),
                     "started_at": run.started_at,
                     "finished_at": run.finished_at,
                     "duration_ms": run.duration_ms,
@@ -99,7 +100,7 @@ class CompanyProjection:
                     "rejected": run.rejected,
                     "bytes": run.bytes,
                     "http_status": run.http_status,
-                    "error": run.error,
+                    "error": redact(run.error) if run.error else None,
                 }
             ],
             ("run_id",),
@@ -113,7 +114,7 @@ class CompanyProjection:
                     "row_number": r.row_number,
                     "company_id": event.originator_id,
                     "reason": r.reason,
-                    "raw_line": r.raw_line,
+                    "raw_line": redact(r.raw_line),
                 }
                 for r in run.rejections
             ],

@@ -22,6 +22,9 @@ class CompanyInfo(BaseModel):
     status_reason: str | None = None
     sessions: int = 0
     last_import: ImportRunInfo | None = None
+    auth_scope: list[str] = Field(default_factory=list)
+    """Origins besides the CSV source's that receive the credentials."""
+    allow_plain_http_auth: bool = False
 
 
 class RejectionInfo(BaseModel):

@@ -19,6 +19,7 @@ from domain.csv_rows import SourceRow
 from domain.session import Session
 from domain.stage_state import StageState, StageStates, new_states, on_imported
 from domain.stages import STAGE_ORDER, Stage, Status
+from domain.urls import redact
 from projections.bulk import SESSION_ROWS, STAGE_ROWS, Row
 from projections.ready import QUEUED, ready_since
 from projections.runner import Event
@@ -382,7 +383,7 @@ def _session_row(sid: UUID, company_id: UUID, row: SourceRow, at: datetime) -> R
         row.fingerprint(),
         row.start_time,
         row.end_time,
-        row.transcript_url,
+        redact(row.transcript_url) if row.transcript_url else None,  # rows imported before
         at,
         at,
     )

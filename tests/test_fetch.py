@@ -131,7 +131,10 @@ def test_basic_auth_from_env_reference(server) -> None:
     server.route("/a.txt", text("User: hi", auth=("acme", "s3cret")))
     p = fetcher(env={"ACME_PW": "s3cret"})
     ref = CredentialRef(kind="env", name="ACME_PW")
-    assert p.run(inputs(server.url("/a.txt"), username="acme", ref=ref)).text == "User: hi"
+    assert (
+        p.run(inputs(server.url("/a.txt"), server.url("/export.csv"), "acme", ref)).text
+        == "User: hi"
+    )
     assert server.requests("/a.txt")[0].headers["Authorization"].startswith("Basic ")
 
 
@@ -140,7 +143,7 @@ def test_basic_auth_from_file_reference(server, tmp_path: Path) -> None:
     secret.write_text("s3cret\n", encoding="utf-8")
     server.route("/a.txt", text("User: hi", auth=("acme", "s3cret")))
     ref = CredentialRef(kind="file", name=str(secret))
-    got = fetcher().run(inputs(server.url("/a.txt"), username="acme", ref=ref))
+    got = fetcher().run(inputs(server.url("/a.txt"), server.url("/export.csv"), "acme", ref))
     assert got.text == "User: hi"
 
 
@@ -148,7 +151,7 @@ def test_wrong_password_is_401_with_a_credentials_hint(server) -> None:
     server.route("/a.txt", text("User: hi", auth=("acme", "s3cret")))
     p = fetcher(env={"ACME_PW": "wrong"})
     ref = CredentialRef(kind="env", name="ACME_PW")
-    err = fails(p, inputs(server.url("/a.txt"), username="acme", ref=ref))
+    err = fails(p, inputs(server.url("/a.txt"), server.url("/export.csv"), "acme", ref))
     assert (err.error_type, err.retryable) == ("http_401", False)
     assert "credentials" in err.message and "password" in err.message
 
@@ -163,7 +166,7 @@ def test_wrong_password_is_401_with_a_credentials_hint(server) -> None:
 )
 def test_missing_secret_is_a_credentials_error_before_any_request(server, proc, ref) -> None:
     server.route("/a.txt", text("User: hi"))
-    err = fails(proc, inputs(server.url("/a.txt"), username="acme", ref=ref))
+    err = fails(proc, inputs(server.url("/a.txt"), server.url("/export.csv"), "acme", ref))
     assert (err.error_type, err.retryable) == ("credentials", False)
     assert ref.name in err.message
     assert server.total == 0
