@@ -29,7 +29,7 @@ from domain.payloads import FetchedTranscript
 from domain.session import Session
 from domain.stages import Stage
 from domain.urls import Origin, format_origin, has_userinfo, origin_of, redact, without_userinfo
-from processors.base import StageError, WorkContext
+from processors.base import StageError, WorkContext, WorkReleased
 from processors.clock import utc_now
 from processors.credentials import CredentialError, resolve_password
 from processors.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
@@ -52,7 +52,6 @@ class FetchSettings:
     host_wait: float = 2.0
     """Long enough that a host answering in normal time frees a slot first (no hand-back);
     short enough that a slow host's waiters leave their pool threads to other hosts soon."""
-    host_retry_after: float = 1.0
 
 
 HOST_BUSY = "host_busy"
@@ -264,16 +263,13 @@ class TranscriptFetchProcessor:
 
     def _take_host(self, host: str, deadline: float) -> None:
         """A slot for ``host``, waiting briefly: a fetch that cannot start soon is handed
-        back (retryable, nothing sent) so its pool thread serves other hosts meanwhile."""
+        back unstarted (no attempt used, nothing sent), so its pool thread serves other hosts
+        meanwhile."""
         wait = max(0.0, min(self.settings.host_wait, deadline - time.monotonic()))
         if not self.hosts.acquire(host, wait):
-            raise StageError(
-                HOST_BUSY,
-                f"{self.settings.per_host} fetches from {host} are running already; "
-                "handed back without a request",
-                retryable=True,
-                retry_after=self.settings.host_retry_after,
-                details={"started": False},
+            raise WorkReleased(
+                f"{HOST_BUSY}: {self.settings.per_host} fetches from {host} are running "
+                "already; handed back without a request"
             )
 
     @staticmethod
