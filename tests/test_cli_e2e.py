@@ -553,7 +553,7 @@ def test_bad_urls_and_usage_errors(sqlite_livedash: Livedash, tmp_path: Path) ->
     )
     assert_error(
         livedash("history", "some-session", "--at", "yesterday", check=False),
-        ExitCode.FAILED,
+        ExitCode.USAGE,  # bad usage (2), like every other unreadable option
         "--at",
     )
     # None of these created the default database file either.
