@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -10,8 +11,21 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+PIPED_WIDTH = 10_000
+"""Width of a console that is not a terminal and has no COLUMNS: wide enough that a table is
+never squeezed (Rich would cut ``CSV_IMPORT`` to ``CS…`` at its default 80 columns), so a pipe,
+a log file or ``grep`` sees every value in full."""
+
+
+def _wide_when_piped(c: Console) -> Console:
+    """A terminal keeps its own width and COLUMNS is honoured; anything else is not cut."""
+    if not c.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+        c.width = PIPED_WIDTH
+    return c
+
+
+console = _wide_when_piped(Console(highlight=False))
+err_console = _wide_when_piped(Console(stderr=True, highlight=False))
 
 STATUS_STYLE = {
     "PENDING": "yellow",
