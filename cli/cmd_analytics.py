@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.context import catch_up, handle_errors, optional_company, state
@@ -145,6 +146,16 @@ def report_cmd(
         f"[bold]Report{f' — {r.company}' if r.company else ''}[/]: {r.total_sessions} sessions, "
         f"{r.analysed_sessions} analysed"
     )
+    if r.analyses_by_provider:
+        console.print(
+            "analyses by: "
+            + ", ".join(f"{escape(k)} {v}" for k, v in sorted(r.analyses_by_provider.items()))
+        )
+    if r.analyses_offline:
+        console.print(
+            f"[yellow]note:[/] {r.analyses_offline} of {r.analysed_sessions} analyses came from "
+            "the offline analyser (rules, not an LLM)"
+        )
 
     def pct(rate: float | None) -> str:
         return f"{rate * 100:.1f}%" if rate is not None else "-"

@@ -14,6 +14,10 @@ from projections.schema import ai_usage, analytics_sessions, companies, session_
 
 asess = analytics_sessions
 
+OFFLINE_PROVIDER = "offline"
+"""The provider the offline analyser records (``processors.offline_analyser.PROVIDER``; this
+layer does not import processors)."""
+
 
 class Period(BaseModel):
     start: datetime | None
@@ -172,6 +176,10 @@ class AnalyticsReport(BaseModel):
     end: datetime | None
     total_sessions: int
     analysed_sessions: int
+    analyses_by_provider: dict[str, int]
+    """Each analysed session's current analysis, by who made it (``openai``, ``offline``)."""
+    analyses_offline: int
+    """How many of them came from the offline analyser (rules, not an LLM)."""
     sessions_per_day: dict[str, int]
     sentiment: dict[str, int]
     category: dict[str, int]
@@ -218,6 +226,7 @@ def analytics_report(
     day = _day(conn, asess.c.start_time)
     by_day = select(day, func.count()).where(*where).group_by(day).order_by(day)
     per_day = {str(k): int(n) for k, n in conn.execute(by_day)}
+    by_provider = counts(asess.c.analysis_provider)
     cost_period = costs(conn, "day", period, company_id)
     cost_model = costs(conn, "model", period, company_id)
     return AnalyticsReport(
@@ -226,6 +235,8 @@ def analytics_report(
         end=period.end,
         total_sessions=int(total),
         analysed_sessions=int(analysed),
+        analyses_by_provider=by_provider,
+        analyses_offline=by_provider.get(OFFLINE_PROVIDER, 0),
         sessions_per_day=per_day,
         sentiment=counts(asess.c.sentiment),
         category=counts(asess.c.category),
