@@ -207,7 +207,7 @@ def reprocess_cmd(
             names = [info.name] if info else [c.name for c in _companies(rt)]
             for name in names:
                 c = rt.app.get_company(name)
-                c.change_settings(now, ai_model=model)
+                c.change_settings(now, ai_model=model, actor=settings.actor, reason=reason)
                 rt.app.save(c)
         with rt.engine.connect() as conn:
             rows = list_sessions(

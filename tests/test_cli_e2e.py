@@ -618,3 +618,33 @@ def test_tables_are_not_cut_when_piped(sqlite_livedash: Livedash, tmp_path: Path
         assert name in stages, (name, stages)
     listed = piped("sessions").stdout
     assert "…" not in listed and session in listed, listed
+
+
+def test_reprocess_model_records_who_and_why_on_the_company(
+    livedash: Livedash, tmp_path: Path
+) -> None:
+    """`reprocess --model` changes the company's model; like a status change, the change says
+    who made it and why, and `company history` shows both."""
+    export = write_csv(tmp_path / "e.csv", [row("s-1", "")])
+    livedash("init")
+    livedash("company", "add", "Acme", "--csv-url", str(export))
+    livedash("company", "suspend", "Acme", "--reason", "invoice unpaid")
+    livedash("company", "activate", "Acme")
+    out = as_json(
+        livedash("reprocess", "--company", "Acme", "--model", "gpt-4.1-mini",
+                 "--reason", "better model", "--json")
+    )  # fmt: skip
+    assert out["model"] == "gpt-4.1-mini"
+    events = as_json(livedash("company", "history", "Acme", "--json"))["events"]
+    assert [e["event"] for e in events] == [
+        "Registered", "StatusChanged", "StatusChanged", "SettingsChanged",
+    ]  # fmt: skip
+    suspended, changed = events[1], events[3]
+    assert suspended["reason"] == "invoice unpaid" and suspended["actor"]
+    assert changed["reason"] == "better model"
+    assert changed["actor"] == suspended["actor"]
+    assert changed["changes"] == {"ai_model": "- -> gpt-4.1-mini"}
+    text = livedash("company", "history", "Acme").stdout
+    assert "better model" in text and "invoice unpaid" in text and "SettingsChanged" in text
+    last = as_json(livedash("company", "history", "Acme", "--limit", "1", "--json"))
+    assert last["events"] == [changed]
