@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from cli.context import catch_up, handle_errors, optional_company, state
 from cli.errors import CliError, ExitCode
-from cli.output import console, print_json
+from cli.output import console, exact_text, print_json
 from cli.runtime import Runtime
 from domain.errors import DomainError
 from domain.session import Session
@@ -32,6 +33,13 @@ def register(app: typer.Typer) -> None:
     app.command("questions")(questions_cmd)
     app.command("report")(report_cmd)
     app.command("reprocess")(reprocess_cmd)
+
+
+def eur(amount: Decimal | None, unknown: int) -> str:
+    """An exact amount; "unknown" when nothing is priced, and a note when part is unpriced."""
+    if amount is None:
+        return "unknown"
+    return exact_text(amount) + (f" + {unknown} unknown" if unknown else "")
 
 
 def _period(first: str | None, last: str | None) -> Period:
@@ -83,13 +91,14 @@ def costs_cmd(
         table.add_column(col, justify="left" if col == "key" else "right")
     for r in report.rows:
         table.add_row(
-            r.key, str(r.requests), str(r.prompt_tokens), str(r.cached_tokens),
-            str(r.completion_tokens), str(r.total_tokens), f"{r.cost_eur:.6f}",
+            escape(r.key), str(r.requests), str(r.prompt_tokens), str(r.cached_tokens),
+            str(r.completion_tokens), str(r.total_tokens),
+            eur(r.cost_eur, r.unknown_cost_requests),
         )  # fmt: skip
     console.print(table)
     console.print(
         f"total: {report.requests} requests, {report.total_tokens} tokens, "
-        f"€{report.total_cost_eur:.6f}"
+        f"€{eur(report.total_cost_eur, report.unknown_cost_requests)}"
     )
     if report.unknown_cost_requests:
         console.print(
@@ -178,8 +187,8 @@ def report_cmd(
         for q in r.top_questions:
             console.print(f"  {q.count:4} {q.question}")
     console.print(
-        f"AI: {r.ai_requests} requests, €{sum(r.ai_cost_per_day.values()):.6f}; upstream chatbot: "
-        f"{r.upstream_tokens} tokens, €{r.upstream_tokens_eur:.4f}"
+        f"AI: {r.ai_requests} requests, €{eur(r.ai_cost_eur, r.ai_unknown_cost_requests)}; "
+        f"upstream chatbot: {r.upstream_tokens} tokens, €{exact_text(r.upstream_tokens_eur)}"
     )
 
 

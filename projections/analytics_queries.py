@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from projections.schema import ai_usage, analytics_sessions, companies, session_questions
+from projections.store import money_sum
 
 asess = analytics_sessions
 
@@ -61,8 +62,10 @@ class CostRow(BaseModel):
     completion_tokens: int
     cached_tokens: int
     total_tokens: int
-    cost_eur: float
+    cost_eur: Decimal | None
+    """The exact sum of the known costs; None (unknown) when no request here has a price."""
     unknown_cost_requests: int
+    """Requests whose model has no price: not in ``cost_eur``."""
 
 
 class CostReport(BaseModel):
@@ -72,9 +75,18 @@ class CostReport(BaseModel):
     end: datetime | None
     requests: int
     total_tokens: int
-    total_cost_eur: float
+    total_cost_eur: Decimal | None
+    """The exact sum of the known costs; None when there were requests and none had a price."""
     unknown_cost_requests: int
     rows: list[CostRow]
+
+
+def known_total(amounts: list[Decimal | None], requests: int) -> Decimal | None:
+    """Sum of the known amounts; unknown (None) only when requests were made and none is known."""
+    known = [a for a in amounts if a is not None]
+    if not known and requests:
+        return None
+    return sum(known, Decimal(0))
 
 
 def costs(
@@ -98,7 +110,7 @@ def costs(
             func.sum(ai_usage.c.completion_tokens).label("completion_tokens"),
             func.sum(ai_usage.c.cached_tokens).label("cached_tokens"),
             func.sum(ai_usage.c.total_tokens).label("total_tokens"),
-            func.sum(ai_usage.c.cost_eur).label("cost_eur"),
+            money_sum(conn, ai_usage.c.cost_eur).label("cost_eur"),
             func.sum(func.cast(ai_usage.c.cost_eur.is_(None), ai_usage.c.attempt.type)).label(
                 "unknown"
             ),
@@ -118,19 +130,20 @@ def costs(
             completion_tokens=int(r.completion_tokens or 0),
             cached_tokens=int(r.cached_tokens or 0),
             total_tokens=int(r.total_tokens or 0),
-            cost_eur=float(Decimal(r.cost_eur or 0)),
+            cost_eur=r.cost_eur,
             unknown_cost_requests=int(r.unknown or 0),
         )
         for r in conn.execute(query).all()
     ]
+    requests = sum(r.requests for r in rows)
     return CostReport(
         by=by,
         company=company,
         start=period.start,
         end=period.end,
-        requests=sum(r.requests for r in rows),
+        requests=requests,
         total_tokens=sum(r.total_tokens for r in rows),
-        total_cost_eur=round(sum(r.cost_eur for r in rows), 8),
+        total_cost_eur=known_total([r.cost_eur for r in rows], requests),
         unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
         rows=rows,
     )
@@ -192,11 +205,14 @@ class AnalyticsReport(BaseModel):
     avg_response_time_s: float | None
     avg_session_length_s: float | None
     top_questions: list[QuestionCount]
-    ai_cost_per_day: dict[str, float]
-    ai_cost_by_model: dict[str, float]
+    ai_cost_per_day: dict[str, Decimal | None]
+    ai_cost_by_model: dict[str, Decimal | None]
     ai_requests: int
+    ai_cost_eur: Decimal | None
+    """All AI requests' known costs, exact; None when none of them has a price."""
+    ai_unknown_cost_requests: int
     upstream_tokens: int
-    upstream_tokens_eur: float
+    upstream_tokens_eur: Decimal
 
 
 def analytics_report(
@@ -218,7 +234,7 @@ def analytics_report(
             func.sum(func.cast(asess.c.forwarded_hr, asess.c.messages_sent.type)),
             func.avg(asess.c.avg_response_time),
             func.sum(asess.c.tokens),
-            func.sum(asess.c.tokens_eur),
+            money_sum(conn, asess.c.tokens_eur),
         ).where(*where)
     ).one()
     total, analysed, escalated, forwarded, avg_rt, tokens, tokens_eur = totals
@@ -252,6 +268,8 @@ def analytics_report(
         ai_cost_per_day={r.key: r.cost_eur for r in cost_period.rows},
         ai_cost_by_model={r.key: r.cost_eur for r in cost_model.rows},
         ai_requests=cost_period.requests,
+        ai_cost_eur=cost_period.total_cost_eur,
+        ai_unknown_cost_requests=cost_period.unknown_cost_requests,
         upstream_tokens=int(tokens or 0),
-        upstream_tokens_eur=float(Decimal(tokens_eur or 0)),
+        upstream_tokens_eur=tokens_eur if tokens_eur is not None else Decimal(0),
     )
