@@ -68,15 +68,18 @@ def _has_decimal(value: Any) -> bool:
 
 
 def _with_decimals(as_json: Any, as_python: Any) -> Any:
-    """The JSON-mode dump, with the Decimals of the Python-mode dump put back in place."""
+    """The JSON-mode dump, with the Decimals of the Python-mode dump put back in place (where
+    the two differ in shape, e.g. keys merged as text, the JSON-mode part stays as it is)."""
     if isinstance(as_python, Decimal):
         return as_python
-    if isinstance(as_json, dict) and isinstance(as_python, dict):
-        return {
-            k: _with_decimals(v, p)
-            for (k, v), p in zip(as_json.items(), as_python.values(), strict=True)
-        }
-    if isinstance(as_json, list) and isinstance(as_python, list | tuple):
+    if isinstance(as_json, dict) and isinstance(as_python, dict) and len(as_json) == len(as_python):
+        pairs = zip(as_json.items(), as_python.values(), strict=True)
+        return {k: _with_decimals(v, p) for (k, v), p in pairs}
+    if (
+        isinstance(as_json, list)
+        and isinstance(as_python, list | tuple)
+        and len(as_json) == len(as_python)
+    ):
         return [_with_decimals(v, p) for v, p in zip(as_json, as_python, strict=True)]
     return as_json
 

@@ -35,6 +35,27 @@ class SchemaMissing(RuntimeError):
     """The tables are not there: `livedash init` has not been run on this database."""
 
 
+SQLITE_MONEY_SUM = "livedash_decimal_sum"
+
+
+class _DecimalSum:
+    """SQLite's sum() of text is a float sum: this one adds the stored decimals exactly."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: Any) -> None:
+        if value is None:
+            return
+        amount = Decimal(str(value))  # text as stored; a REAL or INTEGER from an older row
+        with localcontext() as ctx:
+            ctx.prec = 200  # exact for any real amount: no rounding while adding
+            self.total = amount if self.total is None else self.total + amount
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else format(self.total, "f")
+
+
 def make_engine(url: str, pool_size: int = 5) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -70,27 +91,6 @@ def _sqlite_transactions(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("livedash_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-SQLITE_MONEY_SUM = "livedash_decimal_sum"
-
-
-class _DecimalSum:
-    """SQLite's sum() of text is a float sum: this one adds the stored decimals exactly."""
-
-    def __init__(self) -> None:
-        self.total: Decimal | None = None
-
-    def step(self, value: Any) -> None:
-        if value is None:
-            return
-        amount = Decimal(str(value))  # text as stored; a REAL or INTEGER from an older row
-        with localcontext() as ctx:
-            ctx.prec = 200  # exact for any real amount: no rounding while adding
-            self.total = amount if self.total is None else self.total + amount
-
-    def finalize(self) -> str | None:
-        return None if self.total is None else format(self.total, "f")
 
 
 def money_sum(conn: Connection, column: Any) -> ColumnElement[Any]:
