@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.context import catch_up, handle_errors, optional_company, state
 from cli.errors import CliError, ExitCode
-from cli.output import console, print_json
+from cli.output import console, exact_text, print_json
 from cli.runtime import Runtime
 from domain.errors import DomainError
 from domain.session import Session
@@ -31,6 +33,13 @@ def register(app: typer.Typer) -> None:
     app.command("questions")(questions_cmd)
     app.command("report")(report_cmd)
     app.command("reprocess")(reprocess_cmd)
+
+
+def eur(amount: Decimal | None, unknown: int) -> str:
+    """An exact amount; "unknown" when nothing is priced, and a note when part is unpriced."""
+    if amount is None:
+        return "unknown"
+    return exact_text(amount) + (f" + {unknown} unknown" if unknown else "")
 
 
 def _period(first: str | None, last: str | None) -> Period:
@@ -82,13 +91,14 @@ def costs_cmd(
         table.add_column(col, justify="left" if col == "key" else "right")
     for r in report.rows:
         table.add_row(
-            r.key, str(r.requests), str(r.prompt_tokens), str(r.cached_tokens),
-            str(r.completion_tokens), str(r.total_tokens), f"{r.cost_eur:.6f}",
+            escape(r.key), str(r.requests), str(r.prompt_tokens), str(r.cached_tokens),
+            str(r.completion_tokens), str(r.total_tokens),
+            eur(r.cost_eur, r.unknown_cost_requests),
         )  # fmt: skip
     console.print(table)
     console.print(
         f"total: {report.requests} requests, {report.total_tokens} tokens, "
-        f"€{report.total_cost_eur:.6f}"
+        f"€{eur(report.total_cost_eur, report.unknown_cost_requests)}"
     )
     if report.requests_answer_lost:
         estimate = report.cost_eur_answer_lost_estimated
@@ -152,6 +162,16 @@ def report_cmd(
         f"[bold]Report{f' — {r.company}' if r.company else ''}[/]: {r.total_sessions} sessions, "
         f"{r.analysed_sessions} analysed"
     )
+    if r.analyses_by_provider:
+        console.print(
+            "analyses by: "
+            + ", ".join(f"{escape(k)} {v}" for k, v in sorted(r.analyses_by_provider.items()))
+        )
+    if r.analyses_offline:
+        console.print(
+            f"[yellow]note:[/] {r.analyses_offline} of {r.analysed_sessions} analyses came from "
+            "the offline analyser (rules, not an LLM)"
+        )
 
     def pct(rate: float | None) -> str:
         return f"{rate * 100:.1f}%" if rate is not None else "-"
@@ -174,8 +194,8 @@ def report_cmd(
         for q in r.top_questions:
             console.print(f"  {q.count:4} {q.question}")
     console.print(
-        f"AI: {r.ai_requests} requests, €{sum(r.ai_cost_per_day.values()):.6f}; upstream chatbot: "
-        f"{r.upstream_tokens} tokens, €{r.upstream_tokens_eur:.4f}"
+        f"AI: {r.ai_requests} requests, €{eur(r.ai_cost_eur, r.ai_unknown_cost_requests)}; "
+        f"upstream chatbot: {r.upstream_tokens} tokens, €{exact_text(r.upstream_tokens_eur)}"
     )
 
 
@@ -203,7 +223,7 @@ def reprocess_cmd(
             names = [info.name] if info else [c.name for c in _companies(rt)]
             for name in names:
                 c = rt.app.get_company(name)
-                c.change_settings(now, ai_model=model)
+                c.change_settings(now, ai_model=model, actor=settings.actor, reason=reason)
                 rt.app.save(c)
         with rt.engine.connect() as conn:
             rows = list_sessions(

@@ -1,4 +1,4 @@
-"""`livedash company add|update|list|suspend|activate|archive`."""
+"""`livedash company add|update|list|history|suspend|activate|archive`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_time, print_json
 from cli.runtime import Runtime
 from domain.company import Company, CompanyStatus, CredentialRef
+from domain.company_history import describe_company
 from domain.urls import UrlError, parse_origin, redact, refuse_userinfo
 from processors.clock import utc_now
 from projections.models import CompanyInfo
@@ -230,6 +231,40 @@ def list_(
             escape(redact(c.csv_url)),
             escape(scope),
             last,
+        )
+    console.print(table)
+
+
+@app.command("history")
+@handle_errors
+def history(
+    ctx: typer.Context,
+    name: str,
+    limit: Annotated[int, typer.Option("--limit", help="Only the last N events")] = 100,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Every change to a company, in order: who changed its status or settings, and why."""
+    with state(ctx).runtime() as rt:
+        catch_up(rt)
+        info = require_company(rt, name)
+        entries = describe_company(rt.app.events.get(info.company_id))[-max(limit, 0) :]
+    if json_out:
+        print_json({"company": info.name, "events": entries})
+        return
+    table = Table(title=f"History of {escape(info.name)}")
+    for col in ("#", "time (UTC)", "event", "change", "by", "reason"):
+        table.add_column(col)
+    for e in entries:
+        change = ", ".join(f"{k}: {v}" for k, v in e.changes.items())
+        if e.data:
+            change = ", ".join(f"{k}={v}" for k, v in e.data.items())
+        table.add_row(
+            str(e.version),
+            fmt_time(e.timestamp),
+            e.event,
+            escape(change),
+            escape(e.actor or ""),
+            escape(e.reason or ""),
         )
     console.print(table)
 

@@ -22,6 +22,7 @@ from domain.stages import STAGE_ORDER, Stage, Status
 from processors.clock import utc_now
 from processors.notify import PgListener
 from projections.queries import failed_session_ids
+from projections.store import ANALYTICS, upgrade_money
 
 projections_app = typer.Typer(help="Inspect and rebuild the projections.", no_args_is_help=True)
 
@@ -205,6 +206,8 @@ def projections_rebuild(
 ) -> None:
     """Empty a projection and replay the whole event log into it."""
     with state(ctx).runtime() as rt:
+        if name in (None, ANALYTICS) and upgrade_money(rt.engine):
+            console.print("analytics: tables recreated with exact money columns")
         for n in _projection_names(rt, name):
             count = rt.runner.rebuild(n)
             console.print(f"rebuilt {n}: {count} events applied")

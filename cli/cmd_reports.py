@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.context import catch_up, handle_errors, optional_company, state
-from cli.errors import CliError
+from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_age, fmt_time, print_json, styled_status
 from cli.runtime import Runtime
 from domain.history import describe
@@ -189,7 +189,9 @@ def _parse_at(value: str) -> datetime:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(
-            f"cannot read --at {value!r}", hint="use ISO 8601, e.g. 2026-10-01T12:00:00Z"
+            f"cannot read --at {value!r}",
+            hint="use ISO 8601, e.g. 2026-10-01T12:00:00Z",
+            code=ExitCode.USAGE,
         ) from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 

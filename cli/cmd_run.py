@@ -112,7 +112,8 @@ def build_analyser(
 ) -> tuple[Analyser, str | None]:
     """`LIVEDASH_AI_PROVIDER` (auto, offline, openai) and `OPENAI_API_KEY` pick the analyser.
 
-    ``auto`` uses OpenAI when a non-empty key is set and says once when it falls back.
+    ``auto`` uses OpenAI when a non-empty key is set; whenever the offline analyser is chosen
+    (by ``auto`` without a key, or by ``offline``) the command says so once.
     """
     provider = (st.env.get("LIVEDASH_AI_PROVIDER") or "auto").strip().lower() or "auto"
     if provider not in PROVIDERS:
@@ -123,12 +124,14 @@ def build_analyser(
         )
     has_key = bool((st.env.get("OPENAI_API_KEY") or "").strip())
     if provider == "offline" or (provider == "auto" and not has_key):
-        if provider == "auto":
-            err_console.print(
-                "[dim]AI analysis: offline analyser (OPENAI_API_KEY is not set; "
-                "set it or LIVEDASH_AI_PROVIDER=openai for OpenAI)[/dim]",
-                soft_wrap=True,
-            )
+        why = (
+            "LIVEDASH_AI_PROVIDER=offline"
+            if provider == "offline"
+            else "OPENAI_API_KEY is not set; set it or LIVEDASH_AI_PROVIDER=openai for OpenAI"
+        )
+        err_console.print(
+            f"[dim]AI analysis: offline analyser, rules not an LLM ({why})[/dim]", soft_wrap=True
+        )
         return offline, None
     # Imported here: the openai package costs ~0.3 s of start-up that no other command needs.
     from processors.openai_analyser import OpenAIAnalyser, OpenAIAnalyserConfig

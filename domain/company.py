@@ -128,6 +128,9 @@ class Company(Aggregate):
         password_ref: CredentialRef | None
         timezone: str
         ai_model: str | None
+        actor: str | None = None
+        """Who made the change, and why, as for a status change (None in older events)."""
+        reason: str | None = None
 
         def apply(self, aggregate: Company) -> None:
             aggregate.csv_url = self.csv_url
@@ -235,6 +238,8 @@ class Company(Aggregate):
         password_ref: CredentialRef | None = None,
         timezone: str | None = None,
         ai_model: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> None:
         if csv_url:
             _check_source(csv_url)
@@ -245,6 +250,8 @@ class Company(Aggregate):
             password_ref=password_ref if password_ref is not None else self.password_ref,
             timezone=check_timezone(timezone) if timezone else self.timezone,
             ai_model=ai_model if ai_model is not None else self.ai_model,
+            actor=actor,
+            reason=reason,
             timestamp=now,
         )
 

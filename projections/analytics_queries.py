@@ -18,8 +18,13 @@ from projections.schema import (
     session_questions,
     session_stage_status,
 )
+from projections.store import money_sum
 
 asess = analytics_sessions
+
+OFFLINE_PROVIDER = "offline"
+"""The provider the offline analyser records (``processors.offline_analyser.PROVIDER``; this
+layer does not import processors)."""
 
 
 class Period(BaseModel):
@@ -64,8 +69,10 @@ class CostRow(BaseModel):
     completion_tokens: int
     cached_tokens: int
     total_tokens: int
-    cost_eur: float
+    cost_eur: Decimal | None
+    """The exact sum of the known costs; None (unknown) when no request here has a price."""
     unknown_cost_requests: int
+    """Requests whose model has no price: not in ``cost_eur``."""
 
 
 class CostReport(BaseModel):
@@ -75,15 +82,24 @@ class CostReport(BaseModel):
     end: datetime | None
     requests: int
     total_tokens: int
-    total_cost_eur: float
+    total_cost_eur: Decimal | None
+    """The exact sum of the known costs; None when there were requests and none had a price."""
     unknown_cost_requests: int
     rows: list[CostRow]
     requests_answer_lost: int = 0
     """Requests sent (their intent is stored) whose attempt ended without their answer being
     recorded: a crash or a timeout after the provider may have billed them."""
-    cost_eur_answer_lost_estimated: float | None = 0.0
+    cost_eur_answer_lost_estimated: Decimal | None = Decimal(0)
     """Their cost at its upper bound (estimated prompt plus the whole output allowance); None
     when a model among them has no price."""
+
+
+def known_total(amounts: list[Decimal | None], requests: int) -> Decimal | None:
+    """Sum of the known amounts; unknown (None) only when requests were made and none is known."""
+    known = [a for a in amounts if a is not None]
+    if not known and requests:
+        return None
+    return sum(known, Decimal(0))
 
 
 def costs(
@@ -107,7 +123,7 @@ def costs(
             func.sum(ai_usage.c.completion_tokens).label("completion_tokens"),
             func.sum(ai_usage.c.cached_tokens).label("cached_tokens"),
             func.sum(ai_usage.c.total_tokens).label("total_tokens"),
-            func.sum(ai_usage.c.cost_eur).label("cost_eur"),
+            money_sum(conn, ai_usage.c.cost_eur).label("cost_eur"),
             func.sum(func.cast(ai_usage.c.cost_eur.is_(None), ai_usage.c.attempt.type)).label(
                 "unknown"
             ),
@@ -127,12 +143,13 @@ def costs(
             completion_tokens=int(r.completion_tokens or 0),
             cached_tokens=int(r.cached_tokens or 0),
             total_tokens=int(r.total_tokens or 0),
-            cost_eur=float(Decimal(r.cost_eur or 0)),
+            cost_eur=r.cost_eur,
             unknown_cost_requests=int(r.unknown or 0),
         )
         for r in conn.execute(query).all()
     ]
     lost, lost_eur = _answers_lost(conn, period, company_id)
+    requests = sum(r.requests for r in rows)
     return CostReport(
         requests_answer_lost=lost,
         cost_eur_answer_lost_estimated=lost_eur,
@@ -140,9 +157,9 @@ def costs(
         company=company,
         start=period.start,
         end=period.end,
-        requests=sum(r.requests for r in rows),
+        requests=requests,
         total_tokens=sum(r.total_tokens for r in rows),
-        total_cost_eur=round(sum(r.cost_eur for r in rows), 8),
+        total_cost_eur=known_total([r.cost_eur for r in rows], requests),
         unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
         rows=rows,
     )
@@ -150,7 +167,7 @@ def costs(
 
 def _answers_lost(
     conn: Connection, period: Period, company_id: UUID | None
-) -> tuple[int, float | None]:
+) -> tuple[int, Decimal | None]:
     """Intents without an answer whose attempt is over (the stage is no longer running that
     attempt): sent, answer lost."""
     sss = session_stage_status
@@ -158,7 +175,7 @@ def _answers_lost(
     query = (
         select(
             func.count().label("n"),
-            func.sum(req.c.cost_eur_estimated).label("eur"),
+            money_sum(conn, req.c.cost_eur_estimated).label("eur"),
             func.count(req.c.cost_eur_estimated).label("priced"),
         )
         .select_from(
@@ -176,7 +193,7 @@ def _answers_lost(
     n = int(row.n or 0)
     if n and int(row.priced or 0) < n:
         return n, None
-    return n, float(Decimal(row.eur or 0))
+    return n, Decimal(row.eur or 0)
 
 
 class QuestionCount(BaseModel):
@@ -219,6 +236,10 @@ class AnalyticsReport(BaseModel):
     end: datetime | None
     total_sessions: int
     analysed_sessions: int
+    analyses_by_provider: dict[str, int]
+    """Each analysed session's current analysis, by who made it (``openai``, ``offline``)."""
+    analyses_offline: int
+    """How many of them came from the offline analyser (rules, not an LLM)."""
     sessions_per_day: dict[str, int]
     sentiment: dict[str, int]
     category: dict[str, int]
@@ -231,11 +252,14 @@ class AnalyticsReport(BaseModel):
     avg_response_time_s: float | None
     avg_session_length_s: float | None
     top_questions: list[QuestionCount]
-    ai_cost_per_day: dict[str, float]
-    ai_cost_by_model: dict[str, float]
+    ai_cost_per_day: dict[str, Decimal | None]
+    ai_cost_by_model: dict[str, Decimal | None]
     ai_requests: int
+    ai_cost_eur: Decimal | None
+    """All AI requests' known costs, exact; None when none of them has a price."""
+    ai_unknown_cost_requests: int
     upstream_tokens: int
-    upstream_tokens_eur: float
+    upstream_tokens_eur: Decimal
 
 
 def analytics_report(
@@ -257,7 +281,7 @@ def analytics_report(
             func.sum(func.cast(asess.c.forwarded_hr, asess.c.messages_sent.type)),
             func.avg(asess.c.avg_response_time),
             func.sum(asess.c.tokens),
-            func.sum(asess.c.tokens_eur),
+            money_sum(conn, asess.c.tokens_eur),
         ).where(*where)
     ).one()
     total, analysed, escalated, forwarded, avg_rt, tokens, tokens_eur = totals
@@ -265,6 +289,7 @@ def analytics_report(
     day = _day(conn, asess.c.start_time)
     by_day = select(day, func.count()).where(*where).group_by(day).order_by(day)
     per_day = {str(k): int(n) for k, n in conn.execute(by_day)}
+    by_provider = counts(asess.c.analysis_provider)
     cost_period = costs(conn, "day", period, company_id)
     cost_model = costs(conn, "model", period, company_id)
     return AnalyticsReport(
@@ -273,6 +298,8 @@ def analytics_report(
         end=period.end,
         total_sessions=int(total),
         analysed_sessions=int(analysed),
+        analyses_by_provider=by_provider,
+        analyses_offline=by_provider.get(OFFLINE_PROVIDER, 0),
         sessions_per_day=per_day,
         sentiment=counts(asess.c.sentiment),
         category=counts(asess.c.category),
@@ -288,6 +315,8 @@ def analytics_report(
         ai_cost_per_day={r.key: r.cost_eur for r in cost_period.rows},
         ai_cost_by_model={r.key: r.cost_eur for r in cost_model.rows},
         ai_requests=cost_period.requests,
+        ai_cost_eur=cost_period.total_cost_eur,
+        ai_unknown_cost_requests=cost_period.unknown_cost_requests,
         upstream_tokens=int(tokens or 0),
-        upstream_tokens_eur=float(Decimal(tokens_eur or 0)),
+        upstream_tokens_eur=tokens_eur if tokens_eur is not None else Decimal(0),
     )

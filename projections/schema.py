@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -46,6 +47,34 @@ class UtcDateTime(TypeDecorator[datetime]):
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Money, exact on every backend: PostgreSQL ``NUMERIC`` without a scale (nothing is
+    rounded), SQLite text (its NUMERIC affinity would store a float; sums of floats drifted in
+    the eighth decimal). Sum it with ``projections.store.money_sum``, not ``func.sum``."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("money must be a Decimal (or int or str), never a float")
+        amount = Decimal(value)
+        return format(amount, "f") if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        # A float only comes from a row written before this type (see store.upgrade_money).
+        return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 metadata = MetaData()
@@ -190,7 +219,7 @@ analytics_sessions = Table(
     Column("message_count", Integer),
     Column("avg_response_time", Float),
     Column("tokens", BigInteger),
-    Column("tokens_eur", Numeric(18, 6)),
+    Column("tokens_eur", ExactDecimal),
     Column("upstream_sentiment", String(64)),
     Column("upstream_category", String(255)),
     Column("initial_message", Text),
@@ -235,7 +264,7 @@ ai_usage = Table(
     Column("cached_tokens", Integer, nullable=False),
     Column("reasoning_tokens", Integer, nullable=False),
     Column("total_tokens", Integer, nullable=False),
-    Column("cost_eur", Numeric(18, 8)),
+    Column("cost_eur", ExactDecimal),
     Column("price_source", String(255), nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Index("ix_ai_usage_company_received", "company_id", "received_at"),
@@ -251,7 +280,7 @@ ai_requests = Table(
     Column("model", String(128), nullable=False),
     Column("purpose", String(32), nullable=False),
     Column("prompt_tokens_estimated", Integer, nullable=False),
-    Column("cost_eur_estimated", Numeric(18, 8)),
+    Column("cost_eur_estimated", ExactDecimal),
     Column("sent_at", UtcDateTime, nullable=False),
     Column("state", String(16), nullable=False),
     Index("ix_ai_requests_state_sent", "state", "sent_at"),

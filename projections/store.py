@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from projections.ready import backfill_ready
-from projections.schema import metadata
+from projections.schema import (
+    ExactDecimal,
+    ai_usage,
+    analytics_sessions,
+    metadata,
+    projection_tracking,
+    session_questions,
+)
 
 WRITE = {"livedash_write": True}
 
 
 class SchemaMissing(RuntimeError):
     """The tables are not there: `livedash init` has not been run on this database."""
+
+
+SQLITE_MONEY_SUM = "livedash_decimal_sum"
+
+
+class _DecimalSum:
+    """SQLite's sum() of text is a float sum: this one adds the stored decimals exactly."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: Any) -> None:
+        if value is None:
+            return
+        amount = Decimal(str(value))  # text as stored; a REAL or INTEGER from an older row
+        with localcontext() as ctx:
+            ctx.prec = 200  # exact for any real amount: no rounding while adding
+            self.total = amount if self.total is None else self.total + amount
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else format(self.total, "f")
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -46,6 +85,7 @@ def _sqlite_transactions(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        dbapi_conn.create_aggregate(SQLITE_MONEY_SUM, 1, _DecimalSum)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -53,8 +93,50 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def money_sum(conn: Connection, column: Any) -> ColumnElement[Any]:
+    """SUM of an ``ExactDecimal`` column as an exact Decimal (None when every value is NULL):
+    PostgreSQL sums NUMERIC exactly; on SQLite the aggregate registered above does."""
+    total: ColumnElement[Any]
+    if conn.dialect.name == "sqlite":
+        total = getattr(func, SQLITE_MONEY_SUM)(column, type_=ExactDecimal())
+    else:
+        total = func.sum(column, type_=ExactDecimal())
+    return total
+
+
+ANALYTICS = "analytics"
+"""The analytics projection's name in ``projection_tracking``."""
+
+
+def money_outdated(engine: Engine) -> bool:
+    """True for a database made before money was exact (NUMERIC(18, 8) on PostgreSQL, a
+    NUMERIC-affinity column holding floats on SQLite)."""
+    names = set(inspect(engine).get_table_names())
+    if ai_usage.name not in names:
+        return False
+    column = next(c for c in inspect(engine).get_columns(ai_usage.name) if c["name"] == "cost_eur")
+    kind = column["type"]
+    if engine.dialect.name == "sqlite":
+        return not isinstance(kind, String)
+    return getattr(kind, "scale", None) is not None
+
+
+def upgrade_money(engine: Engine) -> bool:
+    """Recreates the analytics tables with exact money columns; their rows come back from the
+    log on the next catch-up (the projection starts again at position 0). True if it did."""
+    if not money_outdated(engine):
+        return False
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        for table in (ai_usage, session_questions, analytics_sessions):
+            table.drop(conn, checkfirst=True)
+        conn.execute(delete(projection_tracking).where(projection_tracking.c.name == ANALYTICS))
+    metadata.create_all(engine)
+    return True
+
+
 def create_schema(engine: Engine) -> None:
     existing = set(inspect(engine).get_table_names())
+    upgrade_money(engine)
     metadata.create_all(engine)
     if "session_stage_status" in existing:
         _add_attempts_run(engine)

@@ -8,10 +8,14 @@ import shutil
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select as sa_select
 
 from domain.payloads import AIUsage
 from domain.session import Session
 from domain.stages import Stage
+from projections.schema import ai_usage
 from tests.conftest import REPO, Livedash
 from tests.factories import T0, Clock, row
 from tests.harness import runtime
@@ -134,3 +138,175 @@ def test_costs_are_exact_sums_of_recorded_usage(database_url: str, tmp_path: Pat
         "gpt-4o-mini-2024-07-18": 2,
         "mystery-model": 1,
     }
+
+
+def _record_usages(
+    rt: Any, company: str, costs_eur: list[Decimal | None], models: list[str]
+) -> None:
+    """One session per cost, each with one AI response of that cost (None: unpriced model)."""
+    from domain.company import Company
+
+    clock = Clock()
+    c = Company.register(company, "x.csv", clock())
+    rt.app.register_company(c)
+    sessions = []
+    for i, (price, model) in enumerate(zip(costs_eur, models, strict=True)):
+        s = Session.import_row(c.id, row(f"u{i}"), "t.csv", clock())
+        s.start_stage(Stage.TRANSCRIPT_FETCH, "w", clock.now + timedelta(seconds=9), clock())
+        usage = AIUsage(
+            provider="openai",
+            model_requested=model,
+            model_returned=model,
+            request_id=f"req-{i}",
+            prompt_tokens=10,
+            completion_tokens=1,
+            cached_tokens=0,
+            reasoning_tokens=0,
+            total_tokens=11,
+            cost_usd=price,
+            cost_eur=price,
+            price_source="test",
+            response_text="{}",
+            requested_at=T0 + timedelta(hours=i),
+            received_at=T0 + timedelta(hours=i),
+        )
+        s.record_ai_usage(Stage.TRANSCRIPT_FETCH, 1, usage)
+        sessions.append(s)
+    rt.app.save_batch(sessions)
+    rt.runner.catch_up()
+
+
+# Amounts with more decimals than any fixed scale and than a float holds: each one exact.
+EXACT_COSTS = [
+    Decimal("0.000016974"),
+    Decimal("0.000000069"),
+    Decimal("0.123456789012345678"),
+    Decimal("0.00354386512345"),
+    Decimal("1234567.000000000001"),
+    Decimal("0.1"),
+    Decimal("0.2"),
+    Decimal("0.000000000000000001"),
+] * 7
+
+
+def test_money_sums_are_exact_on_both_databases(database_url: str) -> None:
+    """SQLite stored costs as floats (the same legacy migration totalled 0.03543865 on
+    PostgreSQL and 0.03543862 on SQLite); now both give the Decimal sum, to the last digit."""
+    from projections.analytics_queries import Period, analytics_report, costs
+
+    expected = sum(EXACT_COSTS, Decimal(0))
+    with runtime(database_url) as rt:
+        _record_usages(rt, "Exact", EXACT_COSTS, ["gpt-4o-mini"] * len(EXACT_COSTS))
+        with rt.engine.connect() as conn:
+            by_day = costs(conn, "day", Period.of(None, None))
+            by_model = costs(conn, "model", Period.of(None, None))
+            report = analytics_report(conn, Period.of(None, None))
+            stored = conn.execute(sa_select(ai_usage.c.cost_eur)).scalars().all()
+    assert sorted(stored) == sorted(EXACT_COSTS)  # every amount read back as stored
+    assert by_day.total_cost_eur == expected
+    assert str(by_day.total_cost_eur).rstrip("0") == str(expected).rstrip("0")
+    assert by_model.total_cost_eur == expected
+    assert [r.cost_eur for r in by_model.rows] == [expected]
+    assert sum((r.cost_eur or Decimal(0) for r in by_day.rows), Decimal(0)) == expected
+    assert report.ai_cost_eur == expected
+    assert by_day.unknown_cost_requests == 0
+
+
+def test_unpriced_model_costs_null_and_unknown(livedash: Livedash) -> None:
+    """A model without a price shows `null` in JSON and "unknown" in the table, never 0; a
+    total that includes unpriced requests is the known part and says how many it leaves out."""
+    with runtime(livedash.database_url) as rt:
+        _record_usages(
+            rt,
+            "Mixed",
+            [Decimal("0.000016974"), None, None],
+            ["gpt-4o-mini", "mystery-model", "mystery-model"],
+        )
+    by_model = json.loads(livedash("costs", "--by", "model", "--json").stdout)
+    rows = {r["key"]: r for r in by_model["rows"]}
+    assert rows["mystery-model"]["cost_eur"] is None
+    assert rows["mystery-model"]["unknown_cost_requests"] == 2
+    assert rows["gpt-4o-mini"]["cost_eur"] == 0.000016974
+    assert by_model["total_cost_eur"] == 0.000016974  # the known part ...
+    assert by_model["unknown_cost_requests"] == 2  # ... and what it leaves out
+    raw = livedash("costs", "--by", "model", "--json").stdout
+    assert '"cost_eur": 0.000016974' in raw  # an exact number, not a string, not 1.6974e-05
+    table = livedash("costs", "--by", "model").stdout
+    mystery = next(line for line in table.splitlines() if "mystery-model" in line)
+    assert "unknown" in mystery and "0.0000" not in mystery
+    assert "0.000016974 + 2 unknown" in table  # the total line
+    by_day = json.loads(livedash("costs", "--json").stdout)
+    assert [(r["cost_eur"], r["unknown_cost_requests"]) for r in by_day["rows"]] == [
+        (0.000016974, 2)  # one day: its known part and the unpriced count
+    ]
+    report = json.loads(livedash("report", "--json").stdout)
+    assert report["ai_cost_by_model"] == {"gpt-4o-mini": 0.000016974, "mystery-model": None}
+    assert report["ai_cost_eur"] == 0.000016974 and report["ai_unknown_cost_requests"] == 2
+
+
+def test_only_unpriced_requests_total_unknown(database_url: str) -> None:
+    from projections.analytics_queries import Period, costs
+
+    with runtime(database_url) as rt:
+        _record_usages(rt, "Unpriced", [None], ["mystery-model"])
+        with rt.engine.connect() as conn:
+            report = costs(conn, "company", Period.of(None, None))
+            empty = costs(conn, "company", Period.of(T0.date().replace(year=2099), None))
+    assert report.total_cost_eur is None and report.rows[0].cost_eur is None
+    assert report.unknown_cost_requests == 1
+    assert empty.requests == 0 and empty.total_cost_eur == 0  # nothing asked, nothing owed
+
+
+def _as_before_exact_money(rt: Any) -> None:
+    """Gives the analytics tables the money columns of the previous version (NUMERIC(18, 8):
+    a float on SQLite, rounded to 8 places on PostgreSQL) and refills them from the log."""
+    from sqlalchemy import MetaData, Numeric, delete
+
+    from projections.schema import analytics_sessions, projection_tracking, session_questions
+
+    old = MetaData()
+    with rt.engine.connect().execution_options(livedash_write=True) as conn, conn.begin():
+        for table in (ai_usage, session_questions, analytics_sessions):
+            table.drop(conn)
+            table.to_metadata(old)
+        old.tables["ai_usage"].c.cost_eur.type = Numeric(18, 8)
+        old.tables["analytics_sessions"].c.tokens_eur.type = Numeric(18, 6)
+        old.create_all(conn)
+        conn.execute(delete(projection_tracking).where(projection_tracking.c.name == "analytics"))
+    rt.runner.catch_up()
+
+
+def test_a_database_made_before_exact_money_is_upgraded(livedash: Livedash) -> None:
+    """`livedash init` and `livedash projections rebuild` both recreate old money columns and
+    refill them from the log, so the totals become exact."""
+    from projections.analytics_queries import Period, costs
+    from projections.store import money_outdated
+
+    expected = sum(EXACT_COSTS, Decimal(0))
+
+    def total() -> Decimal:
+        out = livedash("costs", "--json").stdout
+        value: Decimal = json.loads(out, parse_float=Decimal)["total_cost_eur"]
+        return value
+
+    with runtime(livedash.database_url) as rt:
+        _record_usages(rt, "Old", EXACT_COSTS, ["gpt-4o-mini"] * len(EXACT_COSTS))
+        _as_before_exact_money(rt)
+        assert money_outdated(rt.engine)
+        with rt.engine.connect() as conn:
+            lossy = costs(conn, "day", Period.of(None, None)).total_cost_eur
+    assert lossy != expected  # what the old column kept: a float, or 8 decimals
+
+    rebuilt = livedash("projections", "rebuild").stdout
+    assert "exact money columns" in rebuilt and "rebuilt analytics" in rebuilt
+    assert total() == expected
+
+    with runtime(livedash.database_url) as rt:
+        _as_before_exact_money(rt)
+        assert money_outdated(rt.engine)
+    livedash("init")
+    with runtime(livedash.database_url, create=False) as rt:
+        assert not money_outdated(rt.engine)
+    assert total() == expected
+    assert "exact money columns" not in livedash("projections", "rebuild").stdout
+    assert total() == expected

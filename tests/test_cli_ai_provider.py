@@ -70,6 +70,10 @@ def test_openai_provider_through_the_command(livedash: Livedash, tmp_path: Path)
     assert [e["data"]["provider"] for e in analysed] == ["openai"]
     usage = [e for e in events["events"] if e["event"] == "AIUsageRecorded"]
     assert len(usage) == 1 and usage[0]["data"]["cost_eur"] is not None
+    report = json.loads(livedash("report", "--json").stdout)
+    assert report["analyses_by_provider"] == {"openai": 3}
+    assert report["analyses_offline"] == 0
+    assert "offline analyser" not in livedash("report").stdout
 
 
 def test_no_key_means_offline_and_says_so_once(livedash: Livedash, tmp_path: Path) -> None:
@@ -86,6 +90,33 @@ def test_no_key_means_offline_and_says_so_once(livedash: Livedash, tmp_path: Pat
         events = json.loads(livedash("history", f"ai-{i}", "--company", "AI Co", "--json").stdout)
         analysed = [e for e in events["events"] if e["event"] == "AnalysisRecorded"]
         assert [e["data"]["provider"] for e in analysed] == ["offline"]
+    report = json.loads(livedash("report", "--json").stdout)
+    assert report["analyses_offline"] == 2 == report["analysed_sessions"]
+    assert report["analyses_by_provider"] == {"offline": 2}
+    assert "2 of 2 analyses came from the offline analyser" in livedash("report").stdout
+
+
+def test_offline_chosen_explicitly_is_announced_too(livedash: Livedash, tmp_path: Path) -> None:
+    with RouteServer() as chats:
+        prepare(livedash, export(tmp_path, chats, 1))
+        code, _out, err = run_until_idle(
+            livedash,
+            LIVEDASH_AI_PROVIDER="offline",
+            OPENAI_API_KEY="sk-unused",
+            LIVEDASH_FETCH_ALLOW_HOSTS="127.0.0.1",
+        )
+    assert code == 0, err
+    assert err.count("offline analyser") == 1, err
+    assert "LIVEDASH_AI_PROVIDER=offline" in err
+    report = json.loads(livedash("report", "--json").stdout)
+    assert report["analyses_offline"] == 1
+
+
+def test_the_offline_label_is_the_one_reports_count() -> None:
+    from processors.offline_analyser import PROVIDER
+    from projections.analytics_queries import OFFLINE_PROVIDER
+
+    assert PROVIDER == OFFLINE_PROVIDER
 
 
 def test_unknown_provider_is_a_usage_error(livedash: Livedash, tmp_path: Path) -> None:

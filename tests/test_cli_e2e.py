@@ -553,7 +553,7 @@ def test_bad_urls_and_usage_errors(sqlite_livedash: Livedash, tmp_path: Path) ->
     )
     assert_error(
         livedash("history", "some-session", "--at", "yesterday", check=False),
-        ExitCode.FAILED,
+        ExitCode.USAGE,  # bad usage (2), like every other unreadable option
         "--at",
     )
     # None of these created the default database file either.
@@ -595,3 +595,56 @@ def test_csv_text_is_not_rich_markup_in_reports(sqlite_livedash: Livedash, tmp_p
     assert imported.code == 0 and "not a number '[/]'" in imported.stdout
     listed = livedash("sessions", check=False)
     assert listed.code == 0 and "[/]ok" in listed.stdout, listed.stderr
+
+
+def test_tables_are_not_cut_when_piped(sqlite_livedash: Livedash, tmp_path: Path) -> None:
+    """Piped into a file or `grep` (no terminal, no COLUMNS), every value is printed in full:
+    Rich's 80-column default cut the stage names of `history` to `CS…` and `PE…`."""
+    env = {k: v for k, v in sqlite_livedash.env.items() if k != "COLUMNS"}
+    piped = Livedash(sqlite_livedash.database_url, sqlite_livedash.cwd, env)
+    url = "https://transcripts.example.invalid/a/rather/long/path/to/one/transcript-0001.txt"
+    export = write_csv(tmp_path / "e.csv", [row("session-with-a-long-external-id-0001", url)])
+    piped("init")
+    piped("company", "add", "A Company With A Long Name", "--csv-url", str(export))
+    piped("import", str(export), "--company", "A Company With A Long Name")
+    session = "session-with-a-long-external-id-0001"
+    events = piped("history", session).stdout
+    assert "…" not in events, events
+    for name in ("Imported", "CSV_IMPORT", "COMPLETED", session, "A Company With A Long Name"):
+        assert name in events, (name, events)
+    stages = piped("history", session, "--at", "2099-01-01T00:00:00Z").stdout
+    assert "…" not in stages, stages
+    for name in ("CSV_IMPORT", "TRANSCRIPT_FETCH", "QUESTION_EXTRACTION", "PENDING", "COMPLETED"):
+        assert name in stages, (name, stages)
+    listed = piped("sessions").stdout
+    assert "…" not in listed and session in listed, listed
+
+
+def test_reprocess_model_records_who_and_why_on_the_company(
+    livedash: Livedash, tmp_path: Path
+) -> None:
+    """`reprocess --model` changes the company's model; like a status change, the change says
+    who made it and why, and `company history` shows both."""
+    export = write_csv(tmp_path / "e.csv", [row("s-1", "")])
+    livedash("init")
+    livedash("company", "add", "Acme", "--csv-url", str(export))
+    livedash("company", "suspend", "Acme", "--reason", "invoice unpaid")
+    livedash("company", "activate", "Acme")
+    out = as_json(
+        livedash("reprocess", "--company", "Acme", "--model", "gpt-4.1-mini",
+                 "--reason", "better model", "--json")
+    )  # fmt: skip
+    assert out["model"] == "gpt-4.1-mini"
+    events = as_json(livedash("company", "history", "Acme", "--json"))["events"]
+    assert [e["event"] for e in events] == [
+        "Registered", "StatusChanged", "StatusChanged", "SettingsChanged",
+    ]  # fmt: skip
+    suspended, changed = events[1], events[3]
+    assert suspended["reason"] == "invoice unpaid" and suspended["actor"]
+    assert changed["reason"] == "better model"
+    assert changed["actor"] == suspended["actor"]
+    assert changed["changes"] == {"ai_model": "- -> gpt-4.1-mini"}
+    text = livedash("company", "history", "Acme").stdout
+    assert "better model" in text and "invoice unpaid" in text and "SettingsChanged" in text
+    last = as_json(livedash("company", "history", "Acme", "--limit", "1", "--json"))
+    assert last["events"] == [changed]

@@ -90,6 +90,22 @@ def projected(target_url: str) -> dict[str, dict[str, int]]:
             return overview(conn)
 
 
+def migrated_costs(target_url: str) -> tuple[list[Decimal], Decimal | None]:
+    """Every recorded AI cost in the log, and the total `livedash costs` reports."""
+    from projections.analytics_queries import Period, costs
+
+    with runtime(target_url) as rt:
+        rt.runner.catch_up()
+        stored = rt.app.recorder.select_notifications(
+            start=0, limit=1_000_000, topics=[Session.AIUsageRecorded.TOPIC]
+        )
+        usages = [rt.app.mapper.to_domain_event(n) for n in stored]
+        recorded = [u.usage.cost_eur for u in usages if u.usage.cost_eur is not None]
+        with rt.engine.connect() as conn:
+            total = costs(conn, "day", Period.of(None, None)).total_cost_eur
+    return recorded, total
+
+
 def load(target_url: str, company: str, external_id: str) -> tuple[Session, list[Any]]:
     sid = session_id_for(company_id_for(company), external_id)
     with runtime(target_url) as rt:
@@ -127,6 +143,9 @@ def test_seed_tenant_of_109_sessions_counts_exactly(database_url: str, variant: 
         )
         # What `livedash status` reads is what the migration reported.
         assert projected(database_url) == report.stages
+        # The costs total is the exact Decimal sum of the migrated usage, on either database.
+        recorded, total = migrated_costs(database_url)
+        assert recorded and total == sum(recorded, Decimal(0))
         events = event_count(database_url)
 
         again = migrate(url, database_url)
