@@ -307,6 +307,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _watchdog.arm(SESSION_BUDGET, f"the test session ran longer than {SESSION_BUDGET:.0f} s")
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The last hook: from here on only the interpreter's exit is left to watch."""
     if _watchdog is not None and EXIT_BUDGET > 0:
         _watchdog.arm(EXIT_BUDGET, f"the process did not exit {EXIT_BUDGET:.0f} s after the run")
