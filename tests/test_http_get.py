@@ -4,6 +4,7 @@ the SSRF guard vetted."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import threading
@@ -39,7 +40,10 @@ class KeepAliveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
         self.sock.close()
+        self._thread.join(10)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -51,7 +55,8 @@ class KeepAliveServer:
             except OSError:
                 return
             self.connections += 1
-            with conn:
+            conn.settimeout(10)  # a client that stops sending does not hold the thread
+            with conn, contextlib.suppress(OSError):
                 buffer = b""
                 for _ in range(self.per_connection):
                     while b"\r\n\r\n" not in buffer:
