@@ -20,7 +20,6 @@ import base64
 import contextlib
 import socket
 import threading
-import time
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -173,8 +172,8 @@ class ServedInThread:
     `stop()` returns within about ``stop_bound`` seconds whatever the server's threads are doing:
     handlers that wait do so on ``stopping``; open connections are shut down; the serving loop
     checks ``stopping`` between short waits for a connection (no `socketserver.shutdown()`, which
-    waits without a bound); a serving thread stuck in `accept()` is woken by shutting the
-    listening socket down; and a thread that still does not end is a daemon, left behind with a
+    waits without a bound); the listening socket is shut down, which wakes a serving thread even
+    inside `accept()`; and a thread that still does not end is a daemon, left behind with a
     warning rather than waited for."""
 
     stop_bound = 5.0
@@ -211,14 +210,11 @@ class ServedInThread:
         if self._stopped:
             return
         self._stopped = True
-        deadline = time.monotonic() + self.stop_bound
         self.stopping.set()  # releases waiting handlers and ends the serving loop
         self._httpd.drop_connections()  # and handlers blocked on a silent client
+        self._httpd.unblock_accept()  # and the serving thread, even inside accept()
         if self._started:
-            self._thread.join(min(1.0, self.stop_bound))
-            if self._thread.is_alive():
-                self._httpd.unblock_accept()
-                self._thread.join(max(0.0, deadline - time.monotonic()))
+            self._thread.join(self.stop_bound)
             if self._thread.is_alive():
                 warnings.warn(
                     f"{self._thread.name} did not stop within {self.stop_bound} s; left behind",

@@ -34,14 +34,17 @@ class KeepAliveServer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._conn: socket.socket | None = None
 
     def __enter__(self) -> KeepAliveServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        for sock in (self.sock, self._conn):  # wakes accept() and recv(); close() does not
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(10)
 
@@ -55,6 +58,7 @@ class KeepAliveServer:
             except OSError:
                 return
             self.connections += 1
+            self._conn = conn
             conn.settimeout(10)  # a client that stops sending does not hold the thread
             with conn, contextlib.suppress(OSError):
                 buffer = b""
