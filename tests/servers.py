@@ -97,10 +97,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server that nothing can keep from stopping.
 
     `socketserver`'s own `shutdown()` waits without a bound for `serve_forever` to notice, and
-    that thread can sit in a blocking `accept()` (the selector said readable, the connection was
-    gone by the time it was accepted); handler threads can sit in a read from a client that never
-    sends. Here the listening socket has a timeout, so `accept()` always returns; handler threads
-    are daemons that `server_close()` does not wait for; every open connection is tracked, so
+    that thread can sit in a blocking `accept()` (issue 13: a suite hung there for more than ten
+    minutes); handler threads can sit in a read from a client that never sends. Here the
+    listening socket has a timeout, so `accept()` always returns; handler threads are daemons
+    that `server_close()` does not wait for; every open connection is tracked, so
     `drop_connections()` can end the handlers' reads and writes at once; and a connection gets a
     read timeout even when its handler sets none."""
 
