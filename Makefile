@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench bench-quick bench-ai clean
+.PHONY: install demo test test-fast lint bench bench-quick bench-ai clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# SQLite only, no subprocess: the markers are applied by tests/conftest.py.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not postgres and not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -35,10 +35,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.servers import ServedInThread
+from tests.servers import BoundedHTTPServer, ServedInThread
 
 SNAPSHOTS: dict[str, str] = {
     "gpt-4o": "gpt-4o-2024-08-06",
@@ -500,8 +500,7 @@ def derive_analysis(request: ChatRequest) -> dict[str, Any]:
     }
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HTTPServer(BoundedHTTPServer):
     request_queue_size = 128
     owner: FakeOpenAI
 

@@ -9,13 +9,18 @@ the last one repeats (``[throttled("1"), text("ok")]`` answers 429 once, then 20
 answer 404. Requests are counted per path (query strings ignored) and recorded with their headers.
 Handlers that wait (``delay``, ``drip``, ``hang``) wait on the server's stop event, so `stop()`
 returns promptly even while a client is still connected.
+
+Every server here stops within a bounded time, whatever its clients or threads do (a suite that
+hangs in a fixture's teardown lands nothing): see `BoundedHTTPServer` and `ServedInThread.stop`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import socket
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,8 +93,57 @@ class Request:
     headers: dict[str, str]
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that nothing can keep from stopping.
+
+    `socketserver`'s own `shutdown()` waits without a bound for `serve_forever` to notice, and
+    that thread can sit in a blocking `accept()` (issue 13: a suite hung there for more than ten
+    minutes); handler threads can sit in a read from a client that never sends. Here the
+    listening socket has a timeout, so `accept()` always returns; handler threads are daemons
+    that `server_close()` does not wait for; every open connection is tracked, so
+    `drop_connections()` can end the handlers' reads and writes at once; and a connection gets a
+    read timeout even when its handler sets none."""
+
     daemon_threads = True
+    block_on_close = False
+    accept_timeout = 0.5
+    """Seconds `accept()` may block on the listening socket (it should never block at all)."""
+    connection_timeout = 30.0
+    """Read/write timeout of a connection whose handler class sets no ``timeout`` of its own."""
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self.socket.settimeout(self.accept_timeout)
+        self._connections_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = self.socket.accept()
+        conn.settimeout(self.connection_timeout)  # the handler's own timeout replaces this
+        with self._connections_lock:
+            self._connections.add(conn)
+        return conn, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Shuts down every open connection: a handler blocked on its client returns at once."""
+        with self._connections_lock:
+            open_now = list(self._connections)
+        for conn in open_now:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def unblock_accept(self) -> None:
+        """Wakes a thread blocked in `accept()` on the listening socket (Linux: EINVAL)."""
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+
+
+class _HTTPServer(BoundedHTTPServer):
     owner: RouteServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -113,16 +167,38 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ServedInThread:
-    """Start, stop and ``with`` for a test server on a background thread. Handlers that wait
-    do so on ``stopping``, so `stop()` returns promptly even with a client still connected."""
+    """Start, stop and ``with`` for a test server on a background thread.
 
-    def _serve(self, httpd: ThreadingHTTPServer) -> None:
+    `stop()` returns within about ``stop_bound`` seconds whatever the server's threads are doing:
+    handlers that wait do so on ``stopping``; open connections are shut down; the serving loop
+    checks ``stopping`` between short waits for a connection (no `socketserver.shutdown()`, which
+    waits without a bound); the listening socket is shut down, which wakes a serving thread even
+    inside `accept()`; and a thread that still does not end is a daemon, left behind with a
+    warning rather than waited for."""
+
+    stop_bound = 5.0
+    poll_interval = 0.05
+
+    def _serve(self, httpd: BoundedHTTPServer) -> None:
         self.stopping = threading.Event()
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._serve_until_stopped,
+            name=f"test-server-{httpd.server_address[1]}",
+            daemon=True,
         )
         self._started = False
+        self._stopped = False
+
+    def _serve_until_stopped(self) -> None:
+        httpd = self._httpd
+        httpd.timeout = self.poll_interval  # handle_request() waits this long for a connection
+        try:
+            while not self.stopping.is_set():
+                httpd.handle_request()
+        except (OSError, ValueError):
+            if not self.stopping.is_set():
+                raise  # the listening socket failed on its own: a real error
 
     def start(self) -> Self:
         if not self._started:
@@ -131,10 +207,20 @@ class ServedInThread:
         return self
 
     def stop(self) -> None:
-        self.stopping.set()  # releases waiting handlers
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping.set()  # releases waiting handlers and ends the serving loop
+        self._httpd.drop_connections()  # and handlers blocked on a silent client
+        self._httpd.unblock_accept()  # and the serving thread, even inside accept()
         if self._started:
-            self._httpd.shutdown()
-            self._thread.join(5)
+            self._thread.join(self.stop_bound)
+            if self._thread.is_alive():
+                warnings.warn(
+                    f"{self._thread.name} did not stop within {self.stop_bound} s; left behind",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         self._httpd.server_close()
 
     def __enter__(self) -> Self:

@@ -81,9 +81,9 @@ def _kill_and_restart(url: str, kills: int, rng: random.Random) -> list[tuple[in
         time.sleep(rng.uniform(0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.wait(timeout=60)
             seen.append(_position(url))
-        proc.wait()
+        proc.wait(timeout=60)
     final = _catch_up_process(url)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()

@@ -87,7 +87,7 @@ def _check_after_kills(url: str, tmp: Path, server: RouteServer) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed_mid_run += 1
-        proc.wait()
+        proc.wait(timeout=60)
     final = run_ok(
         url,
         "run",

@@ -46,7 +46,8 @@ def test_pages_applied_on_another_thread_reach_the_queues_through_the_loop(
 
         importer = threading.Thread(target=rt.runner.catch_up)  # as a scheduled import does
         importer.start()
-        importer.join()
+        importer.join(60)
+        assert not importer.is_alive(), "catch_up did not return"
 
         queue = daemon.candidates[Stage.TRANSCRIPT_FETCH]
         assert not queue, "another thread changed the loop's queue"

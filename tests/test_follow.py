@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import time
@@ -32,6 +33,8 @@ def _appears_within(url: str, poll: str, limit: float) -> float:
         proc = _follow(url, poll)
         try:
             assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, "the follower said nothing within 60 s"
             proc.stdout.readline()  # "following ..." once it is listening
             time.sleep(0.5)
             s = Session.import_row(uuid4(), row(), "t.csv", Clock()())

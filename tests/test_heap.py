@@ -25,7 +25,7 @@ def test_overlapping_daemons_restore_only_when_the_last_one_leaves() -> None:
     seen: list[tuple[int, int, int]] = []
 
     def second() -> None:
-        first_in.wait()
+        first_in.wait(60)
         with daemon_heap():
             pass
         seen.append(gc.get_threshold())  # the first daemon is still running
@@ -36,7 +36,8 @@ def test_overlapping_daemons_restore_only_when_the_last_one_leaves() -> None:
     with daemon_heap():
         first_in.set()
         second_out.wait(5)
-    t.join()
+    t.join(60)
+    assert not t.is_alive()
     assert seen == [DAEMON_THRESHOLDS]
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 

@@ -4,6 +4,7 @@ the SSRF guard vetted."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import threading
@@ -33,13 +34,19 @@ class KeepAliveServer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._conn: socket.socket | None = None
 
     def __enter__(self) -> KeepAliveServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for sock in (self.sock, self._conn):  # wakes accept() and recv(); close() does not
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self._thread.join(10)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -51,7 +58,9 @@ class KeepAliveServer:
             except OSError:
                 return
             self.connections += 1
-            with conn:
+            self._conn = conn
+            conn.settimeout(10)  # a client that stops sending does not hold the thread
+            with conn, contextlib.suppress(OSError):
                 buffer = b""
                 for _ in range(self.per_connection):
                     while b"\r\n\r\n" not in buffer:

@@ -227,7 +227,8 @@ def test_concurrent_catch_ups_equal_the_fold(backend: str, runners: str, tmp_pat
         finally:
             done.set()
             for t in threads:
-                t.join()
+                t.join(60)
+        assert not any(t.is_alive() for t in threads), "a projecting thread did not stop"
         assert not errors, errors
         rt.runner.catch_up()
         ids = [s.id for s in sessions]
