@@ -146,6 +146,7 @@ LONG_RUNS = frozenset(
         "test_daemon_fetch.py",  # one in-process daemon run shared by the module (4 s)
         "test_openai_daemon.py",  # the same with the fake OpenAI server (5 s)
         "test_daemon_queue_lease.py",  # daemons that wait out leases (6 s)
+        "test_unattended.py",  # daemons against slow model servers, an outage (2-5 s each)
         "test_csv_rows.py::test_every_record_becomes_exactly_one_row_or_rejection",  # 4-9 s
     }
 )
