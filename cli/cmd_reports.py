@@ -151,7 +151,7 @@ def failed(
         print_json(rows)
         return
     table = Table(title=f"Failures ({len(rows)})")
-    for col in ("external id", "stage", "attempt", "error type", "message", "retry"):
+    for col in ("external id", "stage", "attempt", "ran", "error type", "message", "retry"):
         table.add_column(col)
     for f in rows:
         retry = fmt_time(f.retry_at) if f.will_retry else "[red]no[/]"
@@ -159,6 +159,7 @@ def failed(
             escape(f.external_id),
             f.stage,
             str(f.attempt),
+            str(f.attempts_run),
             f.error_type or "",
             escape(f.error_message or ""),
             retry,

@@ -398,6 +398,7 @@ def test_run_failures_retry_suspend_and_history_at(livedash: Livedash, tmp_path:
     for f in failures:
         assert (f["stage"], f["attempt"], f["error_type"]) == ("TRANSCRIPT_FETCH", 1, "not_found")
         assert f["will_retry"] is False and f["retry_at"] is None
+        assert (f["retry_count"], f["attempts_run"], f["retryable"]) == (1, 1, False)
         assert f"transcripts/{f['external_id'][2:]}.txt" in f["error_message"]
 
     # retry one session: StageReset with reason and actor, stage back to PENDING.
@@ -472,7 +473,7 @@ def test_run_failures_retry_suspend_and_history_at(livedash: Livedash, tmp_path:
     assert [(f["external_id"], f["error_type"], f["will_retry"]) for f in failures] == [
         ("s-miss2", "not_found", False)
     ]
-    assert failures[0]["attempt"] == 2
+    assert failures[0]["attempt"] == failures[0]["attempts_run"] == 2
 
     # A changed row reopens a finished session; --at shows it as it was before the change.
     rows[0][6] = "3"
