@@ -99,10 +99,14 @@ class WorkPool:
                 result = fn(*args)
             except BaseException as e:
                 future.set_exception(e)
+                del e
             else:
                 future.set_result(result)
+                del result
+            del fn, args  # an idle thread must not keep its last task (and its session) alive
             with self._cond:
                 if me in self._retired:  # given up meanwhile: its slot went to another thread
                     self._retired.discard(me)
                     return
                 self._running.pop(future, None)
+            del future
