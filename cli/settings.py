@@ -16,6 +16,7 @@ class Settings(BaseModel):
     actor: str = Field(default_factory=lambda: _os_user())
     lease_seconds: float = 120.0
     fetch_allow_hosts: tuple[str, ...] = ()
+    max_csv_bytes: int = Field(default=1 << 30, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -29,6 +30,8 @@ class Settings(BaseModel):
             values["fetch_allow_hosts"] = tuple(
                 h.strip() for h in env["LIVEDASH_FETCH_ALLOW_HOSTS"].split(",") if h.strip()
             )
+        if env.get("LIVEDASH_MAX_CSV_BYTES"):
+            values["max_csv_bytes"] = env["LIVEDASH_MAX_CSV_BYTES"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

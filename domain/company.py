@@ -58,7 +58,9 @@ class ImportRun(BaseModel):
     source: str
     started_at: datetime
     finished_at: datetime
-    outcome: Literal["ok", "not_modified", "error"]
+    outcome: Literal["ok", "empty", "all_rejected", "not_modified", "error"]
+    """``empty``: no data rows; ``all_rejected``: rows, none accepted. Both read the whole
+    source, like ``ok``; a broken upstream export must not look like a quiet day."""
     rows_seen: int = 0
     new: int = 0
     changed: int = 0
@@ -71,6 +73,12 @@ class ImportRun(BaseModel):
     last_modified: str | None = None
     content_sha256: str | None = None
     error: str | None = None
+    encoding: str | None = None
+    """The encoding the content was read with (None before it was recorded)."""
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.outcome in ("empty", "all_rejected", "error")
 
     @property
     def duration_ms(self) -> float:
@@ -140,11 +148,17 @@ class Company(Aggregate):
         run: ImportRun
 
         def apply(self, aggregate: Company) -> None:
-            aggregate.last_import = self.run
-            if self.run.outcome == "ok":
-                aggregate.etag = self.run.etag
-                aggregate.last_modified = self.run.last_modified
-                aggregate.content_sha256 = self.run.content_sha256
+            # The aggregate keeps the run without its rejections (up to 1000 rows of text): it
+            # is loaded on every level tick, and its snapshots stay small. Projections and
+            # `imports` read the rejections from the event.
+            run = self.run
+            aggregate.last_import = (
+                run.model_copy(update={"rejections": []}) if run.rejections else run
+            )
+            if run.outcome in ("ok", "empty", "all_rejected"):
+                aggregate.etag = run.etag
+                aggregate.last_modified = run.last_modified
+                aggregate.content_sha256 = run.content_sha256
 
     def __init__(
         self,

@@ -47,6 +47,8 @@ class ImportRunInfo(BaseModel):
     http_status: int | None
     error: str | None
     rejections: list[RejectionInfo] = Field(default_factory=list)
+    encoding: str | None = None
+    """Set by `import` from the run it just made (the projection does not keep it)."""
 
 
 class StageRow(BaseModel):
