@@ -77,12 +77,19 @@ class ImportRun(BaseModel):
     """The encoding the content was read with (None before it was recorded)."""
 
     @property
-    def needs_attention(self) -> bool:
-        return self.outcome in ("empty", "all_rejected", "error")
-
-    @property
     def duration_ms(self) -> float:
         return (self.finished_at - self.started_at).total_seconds() * 1000
+
+
+def import_warning(outcome: str, rows_seen: int = 0, error: str | None = None) -> str | None:
+    """What an import run that needs an operator means, in a few words (None: nothing)."""
+    if outcome == "empty":
+        return "last import empty (the export has no data rows)"
+    if outcome == "all_rejected":
+        return f"last import had every row rejected ({rows_seen} rows)"
+    if outcome == "error":
+        return f"last import failed: {error or 'unknown error'}"
+    return None
 
 
 def company_id_for(name: str) -> UUID:

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import select
 
 from domain.application import LiveDashApp
-from domain.company import MAX_REJECTIONS_KEPT, Company, ImportRun
+from domain.company import MAX_REJECTIONS_KEPT, Company, ImportRun, import_warning
 from domain.csv_rows import (
     CsvFormatError,
     CsvRowStream,
@@ -261,12 +261,9 @@ def run_import(
 
 
 def outcome_warning(outcome: str, rows_seen: int) -> str | None:
-    """What an import that read its source but brought no row means, in a few words."""
-    if outcome == "empty":
-        return "last import empty (the export has no data rows)"
-    if outcome == "all_rejected":
-        return f"last import had every row rejected ({rows_seen} rows)"
-    return None
+    """The warning for a run that read its source but brought no row (errors are reported
+    as errors)."""
+    return import_warning(outcome, rows_seen) if outcome in ("empty", "all_rejected") else None
 
 
 def _tallied(tally: _Tally, counts: ImportCounts) -> dict[str, Any]:

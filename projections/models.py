@@ -112,6 +112,17 @@ class WaitingCompany(BaseModel):
     reason: str
 
 
+class ImportWarning(BaseModel):
+    """A company whose last import needs an operator: empty, every row rejected, or failed."""
+
+    company: str
+    outcome: str
+    finished_at: datetime
+    rows_seen: int
+    error: str | None
+    message: str
+
+
 class StatusReport(BaseModel):
     generated_at: datetime
     company: str | None
@@ -122,6 +133,7 @@ class StatusReport(BaseModel):
     failed_total: int
     oldest_pending: OldestPending | None
     waiting_companies: list[WaitingCompany]
+    import_warnings: list[ImportWarning] = Field(default_factory=list)
 
 
 CompanyInfo.model_rebuild()
