@@ -129,13 +129,15 @@ def _check_encoding(name: str) -> None:
     if name.strip().lower() == "auto":
         return
     try:
-        codecs.lookup(name.strip())
+        text = getattr(codecs.lookup(name.strip()), "_is_text_encoding", True)
     except LookupError:
+        text = False
+    if not text:
         raise CliError(
             f"unknown encoding {name!r}",
             hint="use utf-8, cp1252, another Python codec name, or auto",
             code=ExitCode.USAGE,
-        ) from None
+        )
 
 
 class _progress:
