@@ -17,7 +17,14 @@ import pytest
 
 from cli.errors import ExitCode
 from domain.company import Company
-from domain.csv_rows import MAX_LINE_CHARS, CsvRowStream, RowRejection, SourceRow
+from domain.csv_rows import (
+    MAX_LINE_CHARS,
+    CsvFormatError,
+    CsvRowStream,
+    RowRejection,
+    SourceRow,
+    choose_encoding,
+)
 from processors.csv_source import CsvSource, SourceError, read_local
 from tests.conftest import CliResult, Livedash
 from tests.factories import Clock
@@ -228,3 +235,34 @@ def test_a_line_without_end_is_rejected_unread_and_later_rows_still_parse() -> N
     assert row.external_id == "after"
     # The test's own text is ~2 M characters; the parser never held the line whole twice over.
     assert peak < 3 * MAX_LINE_CHARS * 4, peak
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def test_the_encoding_check_names_the_first_bad_byte_across_chunks() -> None:
+    data = "één,twee\n".encode() + b"ok\nbad \xe9 here\n"
+    # Split inside a two-byte character and before the bad byte: offsets stay absolute.
+    chunks = [data[:1], data[1:5], data[5:]]
+    with pytest.raises(CsvFormatError) as e:
+        choose_encoding(chunks, "utf-8")
+    offset = data.index(b"\xe9 here")
+    assert f"not valid UTF-8: byte 0xe9 at offset {offset}, line 3" in str(e.value)
+    assert "--encoding" in str(e.value)
+    assert choose_encoding(chunks, "auto") == "cp1252"
+    assert choose_encoding([data[:9]], "auto") == "utf-8"
+    assert choose_encoding([b"abc\xc3"], "latin-1") == "iso8859-1"
+
+
+def test_auto_names_both_failures_when_neither_encoding_fits() -> None:
+    data = b"a\n\xff\x81\n"  # 0xff is not UTF-8, 0x81 is undefined in cp1252
+    with pytest.raises(CsvFormatError) as e:
+        choose_encoding([data], "auto")
+    message = str(e.value)
+    assert "not UTF-8: byte 0xff at offset 2, line 2" in message
+    assert "not cp1252: byte 0x81 at offset 3, line 2" in message
+
+
+def test_a_truncated_character_at_the_end_is_found() -> None:
+    with pytest.raises(CsvFormatError, match="byte 0xc3 at offset 3, line 1"):
+        choose_encoding([b"abc\xc3"], "utf-8")
