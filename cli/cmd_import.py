@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
+    DownloadColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -19,11 +20,10 @@ from rich.table import Table
 
 from cli.context import catch_up, handle_errors, optional_company, require_company, state
 from cli.errors import CliError, ExitCode
-from cli.output import console, fmt_time, print_json
-from domain.csv_rows import ParsedCsv
+from cli.output import console, err_console, fmt_time, print_json
 from domain.urls import UrlError, refuse_userinfo
 from processors.clock import utc_now
-from processors.csv_import import file_reader, run_import
+from processors.csv_import import file_reader, outcome_warning, run_import
 from processors.csv_source import CsvSource
 from projections.models import ImportRunInfo
 from projections.queries import list_import_runs
@@ -46,8 +46,28 @@ def import_(
         bool, typer.Option("--force", help="Import even when the source reports no change")
     ] = False,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit with code 5 when any row was rejected")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit with code 5 when any row was rejected or the export had no data rows",
+        ),
     ] = False,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            "--encoding",
+            help="Encoding of the export: utf-8, cp1252, any Python codec, or auto "
+            "(utf-8, else cp1252)",
+        ),
+    ] = "utf-8",
+    max_csv_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-csv-bytes",
+            min=1,
+            help="Refuse a source larger than this (default 1 GiB, or LIVEDASH_MAX_CSV_BYTES)",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Import a CSV export: new rows become sessions, changed rows reopen their sessions."""
@@ -62,13 +82,19 @@ def import_(
             refuse_userinfo(str(file), "CSV")
         except UrlError as e:
             raise CliError(str(e), code=ExitCode.USAGE) from None
+    _check_encoding(encoding)
     st = state(ctx)
+    limit = max_csv_bytes or st.settings.max_csv_bytes
     with st.runtime() as rt:
         catch_up(rt)
         info = require_company(rt, company)
         company_agg = rt.app.get_company(info.company_id)
-        source = CsvSource(st.env)
-        read = file_reader(file) if file else (lambda: source.read(company_agg, force=force))
+        source = CsvSource(st.env, max_bytes=limit)
+        read = (
+            file_reader(file, max_bytes=limit)
+            if file
+            else (lambda: source.read(company_agg, force=force))
+        )
         bar = _progress(json_out)
         try:
             run = run_import(
@@ -78,7 +104,8 @@ def import_(
                 read,
                 utc_now,
                 progress=bar.advance,
-                on_parsed=bar.start,
+                on_start=bar.start,
+                encoding=encoding.strip().lower(),
             )
         finally:
             bar.stop()
@@ -90,14 +117,33 @@ def import_(
                 for r in list_import_runs(conn, info.company_id, limit=5, rejections=True)
                 if r.run_id == run.run_id
             )
+    report.encoding = run.encoding
     if json_out:
         print_json(report)
     else:
-        _print_run(report)
+        _print_run(report, encoding)
     if report.outcome == "error":
         raise CliError(f"import failed: {report.error}", code=ExitCode.SOURCE)
-    if strict and report.rejected:
+    warning = outcome_warning(report.outcome, report.rows_seen)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    if strict and (report.rejected or report.outcome == "empty"):
         raise typer.Exit(int(ExitCode.REJECTED_ROWS))
+
+
+def _check_encoding(name: str) -> None:
+    if name.strip().lower() == "auto":
+        return
+    try:
+        text = getattr(codecs.lookup(name.strip()), "_is_text_encoding", True)
+    except LookupError:
+        text = False
+    if not text:
+        raise CliError(
+            f"unknown encoding {name!r}",
+            hint="use utf-8, cp1252, another Python codec name, or auto",
+            code=ExitCode.USAGE,
+        )
 
 
 class _progress:
@@ -108,34 +154,37 @@ class _progress:
         self.bar: Progress | None = None
         self.task: TaskID | None = None
 
-    def start(self, parsed: ParsedCsv) -> None:
-        if self.quiet or not console.is_terminal or len(parsed.rows) < 2000:
+    def start(self, size: int) -> None:
+        if self.quiet or not console.is_terminal or size < 512 * 1024:
             return
         self.bar = Progress(
             TextColumn("importing"),
             BarColumn(),
-            MofNCompleteColumn(),
+            DownloadColumn(),
             TimeRemainingColumn(),
             console=console,
         )
-        self.task = self.bar.add_task("import", total=len(parsed.rows))
+        self.task = self.bar.add_task("import", total=size)
         self.bar.start()
 
-    def advance(self, n: int) -> None:
+    def advance(self, position: int) -> None:
         if self.bar is not None and self.task is not None:
-            self.bar.advance(self.task, n)
+            self.bar.update(self.task, completed=position)
 
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
 
 
-def _print_run(run: ImportRunInfo) -> None:
+def _print_run(run: ImportRunInfo, requested_encoding: str) -> None:
+    decoded = ""
+    if run.encoding and requested_encoding.strip().lower() == "auto":
+        decoded = f", read as {run.encoding}"
     console.print(
         f"[bold]{escape(run.company)}[/] {escape(run.source)}\n"
         f"  rows seen {run.rows_seen}   new [green]{run.new}[/]   changed [cyan]{run.changed}[/]   "
         f"unchanged {run.unchanged}   rejected [red]{run.rejected}[/]   "
-        f"({run.bytes} bytes, {run.duration_ms:.0f} ms)"
+        f"({run.bytes} bytes{decoded}, {run.duration_ms:.0f} ms)"
     )
     for r in run.rejections:
         console.print(f"  [red]row {r.row_number}:[/] {escape(r.reason)}")

@@ -78,6 +78,8 @@ def _print_status(r: StatusReport) -> None:
             f"[yellow]waiting:[/] {escape(w.company)}: {w.waiting_sessions} sessions — "
             f"{escape(w.reason)}"
         )
+    for problem in r.import_warnings:
+        console.print(f"[yellow]import:[/] {escape(problem.message)}", soft_wrap=True)
     if r.recent_failures:
         console.print(f"[bold]Recent failures[/] ({r.failed_total} failed in all)")
         for f in r.recent_failures:

@@ -162,7 +162,7 @@ def run_daemon(
     reporter: Reporter,
 ) -> DaemonSummary:
     processors = build_processors(st, config.stage_configs)
-    source = CsvSource(st.env)
+    source = CsvSource(st.env, max_bytes=st.settings.max_csv_bytes)
     scheduled = []
     if csv_interval and csv_interval > 0:
         scheduled.append(
@@ -238,6 +238,14 @@ def run(
             help="Seconds between imports of each ACTIVE company's CSV source (0: never)",
         ),
     ] = 900.0,
+    max_csv_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-csv-bytes",
+            min=1,
+            help="Refuse a CSV source larger than this (default 1 GiB, or LIVEDASH_MAX_CSV_BYTES)",
+        ),
+    ] = None,
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", help="Seconds between polls")
     ] = 1.0,
@@ -263,6 +271,8 @@ def run(
     st = state(ctx)
     if fetch_per_host is not None:
         st.settings = st.settings.model_copy(update={"fetch_per_host": fetch_per_host})
+    if max_csv_bytes:
+        st.settings = st.settings.model_copy(update={"max_csv_bytes": max_csv_bytes})
     chosen = (
         tuple(Stage.parse(s) for s in stages.split(",") if s.strip()) if stages else WORKER_STAGES
     )

@@ -18,6 +18,7 @@ class Settings(BaseModel):
     fetch_allow_hosts: tuple[str, ...] = ()
     fetch_per_host: int = Field(default=4, ge=1)
     """Transcript fetches from one host at once (LIVEDASH_FETCH_PER_HOST)."""
+    max_csv_bytes: int = Field(default=1 << 30, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -33,6 +34,8 @@ class Settings(BaseModel):
             )
         if env.get("LIVEDASH_FETCH_PER_HOST"):
             values["fetch_per_host"] = env["LIVEDASH_FETCH_PER_HOST"]
+        if env.get("LIVEDASH_MAX_CSV_BYTES"):
+            values["max_csv_bytes"] = env["LIVEDASH_MAX_CSV_BYTES"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

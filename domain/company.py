@@ -59,7 +59,9 @@ class ImportRun(BaseModel):
     source: str
     started_at: datetime
     finished_at: datetime
-    outcome: Literal["ok", "not_modified", "error"]
+    outcome: Literal["ok", "empty", "all_rejected", "not_modified", "error"]
+    """``empty``: no data rows; ``all_rejected``: rows, none accepted. Both read the whole
+    source, like ``ok``; a broken upstream export must not look like a quiet day."""
     rows_seen: int = 0
     new: int = 0
     changed: int = 0
@@ -72,10 +74,23 @@ class ImportRun(BaseModel):
     last_modified: str | None = None
     content_sha256: str | None = None
     error: str | None = None
+    encoding: str | None = None
+    """The encoding the content was read with (None before it was recorded)."""
 
     @property
     def duration_ms(self) -> float:
         return (self.finished_at - self.started_at).total_seconds() * 1000
+
+
+def import_warning(outcome: str, rows_seen: int = 0, error: str | None = None) -> str | None:
+    """What an import run that needs an operator means, in a few words (None: nothing)."""
+    if outcome == "empty":
+        return "last import empty (the export has no data rows)"
+    if outcome == "all_rejected":
+        return f"last import had every row rejected ({rows_seen} rows)"
+    if outcome == "error":
+        return f"last import failed: {error or 'unknown error'}"
+    return None
 
 
 def company_id_for(name: str) -> UUID:
@@ -156,11 +171,17 @@ class Company(Aggregate):
         run: ImportRun
 
         def apply(self, aggregate: Company) -> None:
-            aggregate.last_import = self.run
-            if self.run.outcome == "ok":
-                aggregate.etag = self.run.etag
-                aggregate.last_modified = self.run.last_modified
-                aggregate.content_sha256 = self.run.content_sha256
+            # The aggregate keeps the run without its rejections (up to 1000 rows of text): it
+            # is loaded on every level tick, and its snapshots stay small. Projections and
+            # `imports` read the rejections from the event.
+            run = self.run
+            aggregate.last_import = (
+                run.model_copy(update={"rejections": []}) if run.rejections else run
+            )
+            if run.outcome in ("ok", "empty", "all_rejected"):
+                aggregate.etag = run.etag
+                aggregate.last_modified = run.last_modified
+                aggregate.content_sha256 = run.content_sha256
 
     def __init__(
         self,

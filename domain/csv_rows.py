@@ -9,17 +9,20 @@ Only the four numeric columns and the two times are interpreted; the descriptive
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -50,6 +53,9 @@ N_COLUMNS = len(COLUMNS)
 MAX_FIELD_CHARS = 10_000
 MAX_IP_CHARS = 45
 MAX_RAW_LINE_CHARS = 2_000
+MAX_LINE_CHARS = 1_000_000
+"""A longer physical line cannot hold a valid record (16 fields of at most MAX_FIELD_CHARS); it
+is rejected unread instead of being held in memory whole."""
 MAX_COUNT = 2**63 - 1  # what a BIGINT column can hold
 _MAX_COUNT_DIGITS = len(str(MAX_COUNT))  # checked before int(), which refuses >4300 digits
 DATETIME_FORMAT = "DD.MM.YYYY HH:MM:SS"
@@ -418,34 +424,127 @@ Record = tuple[int, int, list[str] | str]
 the cheapest thing to create 100,000 times."""
 
 
-def _split_records(lines: list[str], multiline_ok: Callable[[list[str]], bool]) -> Iterator[Record]:
+class _TooLong(str):
+    """A physical line over MAX_LINE_CHARS: the csv reader sees a harmless stand-in, the
+    rejection shows the line's start."""
+
+    raw: str
+    length: int
+
+    def __new__(cls, raw: str, length: int) -> _TooLong:
+        line = super().__new__(cls, "?\n")
+        line.raw = raw
+        line.length = length
+        return line
+
+
+class _TextStream(Protocol):
+    def readline(self, size: int = -1, /) -> str: ...
+
+
+def _bounded_lines(stream: _TextStream, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """Physical lines with their line breaks (the stream must not translate them), none held
+    longer than ``limit`` characters: a file without line breaks is not one huge string."""
+    while True:
+        line = stream.readline(limit)
+        if not line:
+            return
+        if len(line) < limit or line[-1] in "\r\n":
+            yield line
+            continue
+        length = len(line)
+        while True:
+            more = stream.readline(limit)
+            length += len(more)
+            if len(more) < limit or more[-1] in "\r\n":
+                break
+        yield _TooLong(line[:MAX_RAW_LINE_CHARS], length)
+
+
+class _Lines:
+    """The physical lines from the current record on: a quoting failure restarts reading on the
+    record's second line, so those are kept until the record is settled, and no longer."""
+
+    def __init__(self, source: Iterable[str]) -> None:
+        self._next = iter(source).__next__
+        self._buf: deque[str] = deque()
+        self._base = 0
+        """Index of ``_buf[0]``."""
+        self.too_long: set[int] = set()
+        """Indexes of the `_TooLong` lines read so far."""
+
+    def release(self, upto: int) -> None:
+        buf = self._buf
+        while self._base < upto and buf:
+            buf.popleft()
+            self._base += 1
+        if self.too_long:
+            self.too_long = {i for i in self.too_long if i >= upto}
+
+    def span(self, first: int, end: int) -> list[str]:
+        return [self._buf[i - self._base] for i in range(first, end)]
+
+    def feed(self, start: int) -> Iterator[str]:
+        i = start
+        buf = self._buf
+        while True:
+            k = i - self._base
+            if k < len(buf):
+                yield buf[k]
+            else:
+                try:
+                    line = self._next()
+                except StopIteration:
+                    return
+                buf.append(line)
+                if type(line) is _TooLong:
+                    self.too_long.add(i)
+                yield line
+            i += 1
+
+
+def _split_records(lines: _Lines, multiline_ok: Callable[[list[str]], bool]) -> Iterator[Record]:
     """csv records, but a quoting failure costs only the line it started on.
 
     A stray quote makes the csv module read on into the following lines. When that ends in an
     error, or in a multi-line record that is not a plausible quoted line break, the record's first
     line is rejected alone and reading restarts on the next line, so later rows still parse.
+    A line too long to hold a record is rejected on its own; the reader saw a stand-in for it.
     """
-    start, total = 0, len(lines)
-    while start < total:
-        reader = csv.reader(
-            map(lines.__getitem__, range(start, total)), strict=True, skipinitialspace=True
-        )
+    start = 0
+    while True:
+        reader = csv.reader(lines.feed(start), strict=True, skipinitialspace=True)
         while True:
             first = start + reader.line_num
+            lines.release(first)
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as e:
-                yield first, first + 1, f"malformed quoting ({e})"
+                yield first, first + 1, _too_long(lines, first) or f"malformed quoting ({e})"
                 start = first + 1
                 break
             end = start + reader.line_num
-            if end - first > 1 and not multiline_ok(fields):
+            if lines.too_long and first in lines.too_long:
+                yield first, first + 1, _too_long(lines, first) or ""
+                start = first + 1
+                break
+            if end - first > 1 and (
+                not multiline_ok(fields) or any(i in lines.too_long for i in range(first, end))
+            ):
                 yield first, first + 1, _STRAY_QUOTE
                 start = first + 1
                 break
             yield first, end, fields
+
+
+def _too_long(lines: _Lines, first: int) -> str | None:
+    if first not in lines.too_long:
+        return None
+    line = lines.span(first, first + 1)[0]
+    assert isinstance(line, _TooLong)
+    return f"line is {line.length} characters, limit {MAX_LINE_CHARS}"
 
 
 _STRAY_QUOTE = (
@@ -454,21 +553,70 @@ _STRAY_QUOTE = (
 )
 
 
-def _is_blank(lines: list[str], record: Record) -> bool:
+def _is_blank(lines: _Lines, record: Record) -> bool:
     """Physically blank: whitespace only. A quoted empty value (`""`) is a record, not a blank."""
     first, end, fields = record
     return (
-        not isinstance(fields, str) and len(fields) <= 1 and not "".join(lines[first:end]).strip()
+        not isinstance(fields, str)
+        and len(fields) <= 1
+        and not "".join(lines.span(first, end)).strip()
     )
 
 
-def _raw(lines: list[str], first: int, end: int) -> str:
-    text = "".join(lines[first:end])
+def _raw(lines: _Lines, first: int, end: int) -> str:
+    text = "".join(getattr(x, "raw", x) for x in lines.span(first, end))
     if text.endswith("\n"):
         text = text[:-1]
     if text.endswith("\r"):
         text = text[:-1]
     return text[:MAX_RAW_LINE_CHARS]
+
+
+class _SeenIds:
+    """External id -> row number of its first occurrence, in flat arrays (12 bytes a slot
+    instead of ~150 for a dict of strings), so a file of millions of rows fits in memory.
+
+    Ids are compared by a 64-bit hash: two different ids in one file collide with a
+    probability of about n^2 / 2^65 (1e-7 for two million rows)."""
+
+    def __init__(self) -> None:
+        self._keys = array("Q", bytes(8 * 1024))
+        self._rows = array("I", bytes(4 * 1024))
+        self._mask = 1023
+        self._used = 0
+
+    def find(self, external_id: str) -> tuple[int | None, int, int]:
+        """(the row that had this id first or None, the id's key, the slot for `remember`)."""
+        key = hash(external_id) & 0xFFFF_FFFF_FFFF_FFFF or 1
+        keys, mask = self._keys, self._mask
+        i = key & mask
+        while (k := keys[i]) != key:
+            if k == 0:
+                return None, key, i
+            i = (i + 1) & mask
+        return int(self._rows[i]), key, i
+
+    def remember(self, key: int, slot: int, row: int) -> None:
+        """Stores a key at the free slot `find` gave (nothing was stored in between)."""
+        self._keys[slot] = key
+        self._rows[slot] = row
+        self._used += 1
+        if self._used * 3 > self._mask * 2:
+            self._grow()
+
+    def _grow(self) -> None:
+        old_keys, old_rows = self._keys, self._rows
+        size = 2 * len(old_keys)
+        self._keys = keys = array("Q", bytes(8 * size))
+        self._rows = rows = array("I", bytes(4 * size))
+        self._mask = mask = size - 1
+        for key, row in zip(old_keys, old_rows, strict=True):
+            if key:
+                i = key & mask
+                while keys[i]:
+                    i = (i + 1) & mask
+                keys[i] = key
+                rows[i] = row
 
 
 # ------------------------------------------------------------------------------------ file
@@ -477,100 +625,188 @@ def _raw(lines: list[str], first: int, end: int) -> str:
 def _decode(data: str | bytes) -> tuple[str, bool]:
     """Text without a BOM, and whether one was there (it used to stick to the first id)."""
     if isinstance(data, bytes):
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise CsvFormatError("the file is UTF-16 encoded; the export must be UTF-8")
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise CsvFormatError(
-                f"the file is not valid UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} "
-                f"({e.reason})"
-            ) from None
+        choose_encoding([data], "utf-8")
+        data = data.decode("utf-8")
     text = data.lstrip("\ufeff")
     return text, len(text) != len(data)
+
+
+AUTO_ENCODINGS = ("utf-8", "cp1252")
+"""What ``--encoding auto`` tries, in order: the export's own encoding, then what a Windows
+spreadsheet saves."""
+ENCODING_HINT = "pass --encoding cp1252 (or --encoding auto) if the export uses another encoding"
+
+
+@dataclass
+class _Check:
+    """One candidate encoding decoding the stream, until its first invalid byte."""
+
+    name: str
+    decoder: codecs.IncrementalDecoder
+    problem: str | None = None
+
+    def feed(self, chunk: bytes, offset: int, lines: int, final: bool = False) -> None:
+        pending = len(self.decoder.getstate()[0])
+        try:
+            self.decoder.decode(chunk, final)
+        except UnicodeDecodeError as e:
+            where = offset - pending + e.start
+            line = lines + e.object[: e.start].count(b"\n") + 1
+            self.problem = (
+                f"byte 0x{e.object[e.start]:02x} at offset {where}, line {line} ({e.reason})"
+            )
+
+
+def _label(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name == "utf-8" else name
+
+
+def choose_encoding(chunks: Iterable[bytes], requested: str = "utf-8") -> str:
+    """The encoding the whole export decodes with: ``requested`` (a codec name), or for
+    ``auto`` the first of AUTO_ENCODINGS that fits. Checked over every byte before any row is
+    imported, so a bad byte at the end does not leave half a file imported; the error names
+    the first bad byte's offset and line."""
+    names = AUTO_ENCODINGS if requested == "auto" else (requested,)
+    try:
+        checks = [_Check(n, codecs.getincrementaldecoder(n)("strict")) for n in names]
+    except LookupError:
+        raise CsvFormatError(f"unknown encoding {requested!r}") from None
+    offset = lines = 0
+    for chunk in chunks:
+        if offset == 0 and chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
+            utf8 = [c for c in checks if codecs.lookup(c.name).name == "utf-8"]
+            if utf8:
+                raise CsvFormatError("the file is UTF-16 encoded; the export must be UTF-8")
+        for check in checks:
+            if check.problem is None:
+                check.feed(chunk, offset, lines)
+        if all(c.problem for c in checks):
+            break
+        offset += len(chunk)
+        lines += chunk.count(b"\n")
+    else:
+        for check in checks:
+            if check.problem is None:
+                check.feed(b"", offset, lines, final=True)
+    for check in checks:
+        if check.problem is None:
+            return codecs.lookup(check.name).name
+    problems = "; ".join(f"not {_label(c.name)}: {c.problem}" for c in checks)
+    if len(checks) == 1:
+        problems = f"the file is not valid {_label(checks[0].name)}: {checks[0].problem}"
+    raise CsvFormatError(f"{problems}; {ENCODING_HINT}")
 
 
 def _describe(error: Any) -> str:
     return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
 
 
-class _Collector:
-    """Turns records into rows or rejections; owns the duplicate-id bookkeeping."""
+Parsed = tuple[int, SourceRow] | RowRejection
+"""What one data record became: an accepted row with its number, or a rejection."""
 
-    def __init__(self, zone: tzinfo, lines: list[str]) -> None:
-        self.zone = zone
-        self.lines = lines
+
+class CsvRowStream:
+    """Parses an export record by record, holding only the record being read: a file of any
+    size goes through in bounded memory. Every data record becomes exactly one row or one
+    rejection; ``header_detected`` and ``bom_stripped`` are known once the first lines are read.
+    """
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self.zone = _zone(timezone)
         self.layout = _POSITIONAL
-        self.rows: list[tuple[int, SourceRow]] = []
-        self.rejections: list[RowRejection] = []
-        self.first_seen: dict[str, int] = {}
+        self.seen = _SeenIds()
+        self.header_detected = False
+        self.bom_stripped = False
 
-    def multiline_ok(self, fields: list[str]) -> bool:
+    def parse_text(self, stream: _TextStream) -> Iterator[Parsed]:
+        """Records from a text stream opened with ``newline=""`` (line breaks untranslated)."""
+        return self.parse_lines(self._without_bom(_bounded_lines(stream)))
+
+    def _without_bom(self, lines: Iterable[str]) -> Iterator[str]:
+        """A BOM used to stick to the first id."""
+        it = iter(lines)
+        for first in it:
+            if not isinstance(first, _TooLong):
+                stripped = first.lstrip("\ufeff")
+                self.bom_stripped = len(stripped) != len(first)
+                first = stripped
+            if first:
+                yield first
+            break
+        yield from it
+
+    def parse_lines(self, source: Iterable[str]) -> Iterator[Parsed]:
+        """Row numbers count non-blank records from 1 (a header is record 1), so they stay
+        meaningful when a quoted value spans lines."""
+        lines = _Lines(source)
+        number = 0
+        for record in _split_records(lines, self.layout_multiline_ok):
+            if _is_blank(lines, record):
+                continue
+            fields = record[2]
+            number += 1
+            if number == 1 and not isinstance(fields, str):
+                layout = _header_layout(fields)
+                if layout is not None:
+                    self.layout = layout
+                    self.header_detected = True
+                    continue
+            yield self._record(lines, number, record)
+
+    def layout_multiline_ok(self, fields: list[str]) -> bool:
         return self.layout.plausible_multiline(fields)
 
-    def reject(self, number: int, record: Record, reason: str) -> None:
-        raw = _raw(self.lines, record[0], record[1])
-        # The rejection is stored and shown: never with a password in it.
-        raw, reason = redact(raw), redact(reason)
-        self.rejections.append(RowRejection(row_number=number, raw_line=raw, reason=reason))
-
-    def add(self, number: int, record: Record) -> None:
+    def _record(self, lines: _Lines, number: int, record: Record) -> Parsed:
+        """Each row still goes through pydantic validation (cheap, and it keeps the model's
+        invariants honest)."""
         fields = record[2]
         if isinstance(fields, str):
-            self.reject(number, record, fields)
-            return
+            return _rejection(lines, number, record, fields)
         if len(fields) != N_COLUMNS:
-            self.reject(number, record, f"expected {N_COLUMNS} columns, found {len(fields)}")
-            return
+            reason = f"expected {N_COLUMNS} columns, found {len(fields)}"
+            return _rejection(lines, number, record, reason)
         order = self.layout.order
         values = [fields[i].strip() for i in order] if order else list(map(str.strip, fields))
         result = _convert(values, self.zone)
         if isinstance(result, list):
-            self.reject(number, record, "; ".join(result))
-            return
+            return _rejection(lines, number, record, "; ".join(result))
         external_id: str = result["external_id"]
-        first = self.first_seen.get(external_id)
+        first, key, slot = self.seen.find(external_id)
         if first is not None:
             reason = f"session_id: duplicate of row {first} ({_show(external_id)})"
-            self.reject(number, record, reason)
-            return
+            return _rejection(lines, number, record, reason)
         try:
             row = SourceRow.model_validate(result)
         except ValidationError as e:  # a gap between the checks above and the model's
-            self.reject(number, record, "; ".join(_describe(error) for error in e.errors()))
-            return
-        self.first_seen[external_id] = number
-        self.rows.append((number, row))
+            reason = "; ".join(_describe(error) for error in e.errors())
+            return _rejection(lines, number, record, reason)
+        self.seen.remember(key, slot, number)
+        return number, row
+
+
+def _rejection(lines: _Lines, number: int, record: Record, reason: str) -> RowRejection:
+    raw = _raw(lines, record[0], record[1])
+    # The rejection is stored and shown: never with a password in it.
+    raw, reason = redact(raw), redact(reason)
+    return RowRejection(row_number=number, raw_line=raw, reason=reason)
 
 
 def parse_csv(data: str | bytes, timezone: str = "UTC") -> ParsedCsv:
-    """Parses a whole export; `timezone` is the IANA zone the file's wall-clock times are in.
-
-    Row numbers count non-blank records from 1 (a header is record 1), so they stay meaningful
-    when a quoted value spans lines. Each row still goes through pydantic validation (cheap, and
-    it keeps the model's invariants honest); only the outer ParsedCsv skips re-walking them.
-    """
-    zone = _zone(timezone)
+    """Parses a whole export held in memory; `timezone` is the IANA zone the file's wall-clock
+    times are in. Imports stream instead (`CsvRowStream`); this is the same parser."""
     text, bom_stripped = _decode(data)
-    lines = list(io.StringIO(text, newline=""))
-    collector = _Collector(zone, lines)
-    number = 0
-    header_detected = False
-    for record in _split_records(lines, collector.multiline_ok):
-        if _is_blank(lines, record):
-            continue
-        fields = record[2]
-        number += 1
-        if number == 1 and not isinstance(fields, str):
-            layout = _header_layout(fields)
-            if layout is not None:
-                collector.layout = layout
-                header_detected = True
-                continue
-        collector.add(number, record)
+    stream = CsvRowStream(timezone)
+    rows: list[tuple[int, SourceRow]] = []
+    rejections: list[RowRejection] = []
+    for parsed in stream.parse_lines(_bounded_lines(io.StringIO(text, newline=""))):
+        if isinstance(parsed, RowRejection):
+            rejections.append(parsed)
+        else:
+            rows.append(parsed)
     return ParsedCsv.model_construct(
-        rows=collector.rows,
-        rejections=collector.rejections,
-        header_detected=header_detected,
+        rows=rows,
+        rejections=rejections,
+        header_detected=stream.header_detected,
         bom_stripped=bom_stripped,
     )

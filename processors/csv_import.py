@@ -7,10 +7,10 @@ the event store's optimistic concurrency catches whatever the projection has not
 from __future__ import annotations
 
 import functools
-import hashlib
+import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,11 +20,26 @@ from uuid import UUID, uuid4
 from sqlalchemy import select
 
 from domain.application import LiveDashApp
-from domain.company import Company, ImportRun
-from domain.csv_rows import CsvFormatError, ParsedCsv, SourceRow, parse_csv
+from domain.company import MAX_REJECTIONS_KEPT, Company, ImportRun, import_warning
+from domain.csv_rows import (
+    CsvFormatError,
+    CsvRowStream,
+    Parsed,
+    ParsedCsv,
+    RowRejection,
+    SourceRow,
+    choose_encoding,
+)
 from domain.session import Session, session_id_for
 from processors.clock import Clock
-from processors.csv_source import CsvSource, SourceData, SourceError
+from processors.csv_source import (
+    DEFAULT_MAX_CSV_BYTES,
+    DEFAULT_MAX_SECONDS,
+    CsvSource,
+    SourceData,
+    SourceError,
+    read_local,
+)
 from projections.queries import fingerprints
 from projections.runner import ProjectionRunner
 from projections.schema import companies
@@ -51,11 +66,27 @@ def import_parsed(
     progress: Progress | None = None,
 ) -> ImportCounts:
     """Writes the parsed rows; every row ends as new, changed or unchanged."""
+    rows = (row for _, row in parsed.rows)
+    return import_rows(app, runner, company, rows, source, clock, batch_size, progress)
+
+
+def import_rows(
+    app: LiveDashApp,
+    runner: ProjectionRunner,
+    company: Company,
+    rows: Iterable[SourceRow],
+    source: str,
+    clock: Clock,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+    counts: ImportCounts | None = None,
+) -> ImportCounts:
+    """Writes rows as they come, a batch at a time, so an export of any size is never held
+    whole; every row ends as new, changed or unchanged (in ``counts``, also when it fails)."""
     runner.catch_up([StatusProjection.name])
-    counts = ImportCounts()
-    rows = [row for _, row in parsed.rows]
-    for i in range(0, len(rows), batch_size):
-        batch = rows[i : i + batch_size]
+    counts = counts if counts is not None else ImportCounts()
+    it = iter(rows)
+    while batch := list(itertools.islice(it, batch_size)):
         _import_batch(app, runner, company, batch, source, clock, counts)
         if progress:
             progress(len(batch))
@@ -105,6 +136,31 @@ def _import_batch(
             counts.unchanged += 1
 
 
+class _Tally:
+    """Counts what the parser made of the records, keeping the first rejections to show."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.rejected = 0
+        self.rejections: list[RowRejection] = []
+
+    def rows(self, parsed: Iterable[Parsed]) -> Iterator[SourceRow]:
+        for item in parsed:
+            if isinstance(item, RowRejection):
+                self.rejected += 1
+                if len(self.rejections) < MAX_REJECTIONS_KEPT:
+                    self.rejections.append(item)
+            else:
+                self.accepted += 1
+                yield item[1]
+
+    @property
+    def outcome(self) -> str:
+        if self.accepted:
+            return "ok"
+        return "all_rejected" if self.rejected else "empty"
+
+
 def run_import(
     app: LiveDashApp,
     runner: ProjectionRunner,
@@ -112,9 +168,12 @@ def run_import(
     read: Callable[[], SourceData],
     clock: Clock,
     progress: Progress | None = None,
-    on_parsed: Callable[[ParsedCsv], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    encoding: str = "utf-8",
 ) -> ImportRun:
-    """One import run, whatever happens recorded on the company: ok, not modified, or error."""
+    """One import run, whatever happens recorded on the company: ok, empty, all rejected, not
+    modified, or error. The source is parsed and written as a stream; ``on_start`` gets its
+    size in bytes and ``progress`` the bytes read so far, after each batch."""
     started = clock()
     try:
         src = read()
@@ -130,7 +189,7 @@ def run_import(
             http_status=e.http_status,
             **where,
         )
-    if src.not_modified:
+    if src.body is None:
         return _record(
             app,
             company,
@@ -143,43 +202,79 @@ def run_import(
             last_modified=src.last_modified,
             content_sha256=src.sha256,
         )
-    assert src.data is not None
-    try:
-        parsed = parse_csv(src.data, company.timezone)
-    except CsvFormatError as e:
-        return _record(
-            app,
-            company,
-            started,
-            clock(),
-            "error",
-            source=src.source,
-            error=str(e),
-            bytes=len(src.data),
-            http_status=src.http_status,
-        )
-    if on_parsed:
-        on_parsed(parsed)
-    counts = import_parsed(app, runner, company, parsed, src.source, clock, progress=progress)
+    with src.body as body:
+        fields: dict[str, Any] = {
+            "source": src.source,
+            "bytes": body.size,
+            "http_status": src.http_status,
+        }
+        try:
+            used = choose_encoding(body.chunks(), encoding)
+        except CsvFormatError as e:
+            return _record(app, company, started, clock(), "error", error=str(e), **fields)
+        if on_start:
+            on_start(body.size)
+        stream = CsvRowStream(company.timezone)
+        tally = _Tally()
+        counts = ImportCounts()
+        text = body.text(used)
+        advance = (lambda _: progress(body.file.tell())) if progress else None
+        try:
+            import_rows(
+                app,
+                runner,
+                company,
+                tally.rows(stream.parse_text(text)),
+                src.source,
+                clock,
+                progress=advance,
+                counts=counts,
+            )
+        except UnicodeDecodeError as e:  # checked above: the file changed while it was read
+            error = f"the file changed while it was read: not valid {used} any more ({e.reason})"
+            return _record(
+                app,
+                company,
+                started,
+                clock(),
+                "error",
+                error=error,
+                encoding=used,
+                **_tallied(tally, counts),
+                **fields,
+            )
+        finally:
+            text.detach()
     return _record(
         app,
         company,
         started,
         clock(),
-        "ok",
-        source=src.source,
-        rows_seen=parsed.rows_seen,
-        new=counts.new,
-        changed=counts.changed,
-        unchanged=counts.unchanged,
-        rejected=len(parsed.rejections),
-        rejections=list(parsed.rejections),
-        bytes=len(src.data),
-        http_status=src.http_status,
+        tally.outcome,
+        encoding=used,
+        **_tallied(tally, counts),
+        **fields,
         etag=src.etag,
         last_modified=src.last_modified,
         content_sha256=src.sha256,
     )
+
+
+def outcome_warning(outcome: str, rows_seen: int) -> str | None:
+    """The warning for a run that read its source but brought no row (errors are reported
+    as errors)."""
+    return import_warning(outcome, rows_seen) if outcome in ("empty", "all_rejected") else None
+
+
+def _tallied(tally: _Tally, counts: ImportCounts) -> dict[str, Any]:
+    return {
+        "rows_seen": tally.accepted + tally.rejected,
+        "new": counts.new,
+        "changed": counts.changed,
+        "unchanged": counts.unchanged,
+        "rejected": tally.rejected,
+        "rejections": tally.rejections,
+    }
 
 
 def _record(
@@ -204,17 +299,18 @@ def _record(
     return run
 
 
-def file_reader(path: Path) -> Callable[[], SourceData]:
+def file_reader(
+    path: Path, max_bytes: int = DEFAULT_MAX_CSV_BYTES, max_seconds: float = DEFAULT_MAX_SECONDS
+) -> Callable[[], SourceData]:
     """An explicit file import always imports (no conditional skip): the operator asked for it."""
 
     def read() -> SourceData:
+        where = str(path.resolve())
         try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise SourceError(
-                f"cannot read {path}: {e.strerror}", source=str(path.resolve())
-            ) from None
-        return SourceData(data, str(path.resolve()), hashlib.sha256(data).hexdigest())
+            body, digest = read_local(path, max_bytes, max_seconds)
+        except SourceError as e:
+            raise SourceError(str(e), source=where) from None
+        return SourceData(body, where, digest)
 
     return read
 
@@ -284,6 +380,15 @@ class CsvSchedule:
                     rejected=run.rejected,
                     error=run.error,
                 )
+                warning = outcome_warning(run.outcome, run.rows_seen)
+                if warning:
+                    self.log(
+                        "csv_import_warning",
+                        level="warning",
+                        company=company.name,
+                        outcome=run.outcome,
+                        message=f"company {company.name}: {warning}",
+                    )
             except Exception as e:  # the daemon keeps going; the next interval tries again
                 self.log(
                     "csv_import_error", company=str(company_id), error=f"{type(e).__name__}: {e}"

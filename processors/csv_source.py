@@ -1,13 +1,27 @@
 """Reading a company's CSV source: a local file or HTTP(S) with Basic auth, timeouts, retries
-and a conditional GET, so an unchanged export costs one small request and writes no events."""
+and a conditional GET, so an unchanged export costs one small request and writes no events.
+
+Every source is read as a stream and bounded: at most ``max_bytes`` (the content, after any
+transfer decoding) and, for streams, at most ``max_seconds``. What was read is a seekable
+`CsvBody` (the local file itself, or a temporary copy of a stream that spills to disk), never
+one big bytes object, so `/dev/zero`, a FIFO or an endless HTTP body ends in a one-line error
+instead of in all the machine's memory.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import select
+import stat
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
 
 import httpx
 
@@ -17,6 +31,13 @@ from processors.credentials import CredentialError, resolve_password
 from processors.fetch import is_local_source, is_loopback, local_path
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+DEFAULT_MAX_CSV_BYTES = 1 << 30
+"""1 GiB: far above any real export (a million rows is ~250 MB), far below a machine's memory."""
+DEFAULT_MAX_SECONDS = 1800.0
+"""How long reading one streamed source (HTTP, pipe) may take in all, whatever it sends."""
+CHUNK = 1 << 20
+SPOOL_IN_MEMORY = 8 << 20
+"""A streamed source up to this size stays in memory; a larger one goes to a temporary file."""
 
 
 class SourceError(Exception):
@@ -29,9 +50,65 @@ class SourceError(Exception):
         """What was being read, when it is not the company's own CSV source."""
 
 
+def too_large(what: str, max_bytes: int) -> SourceError:
+    return SourceError(
+        f"{what} is larger than the limit of {max_bytes} bytes "
+        "(raise it with --max-csv-bytes or LIVEDASH_MAX_CSV_BYTES)",
+        source=what,
+    )
+
+
+class CsvBody:
+    """The bytes of one export, read to the end: ``size`` bytes in a seekable file."""
+
+    def __init__(self, file: IO[bytes], size: int) -> None:
+        self.file = file
+        self.size = size
+
+    def chunks(self) -> Iterator[bytes]:
+        self.file.seek(0)
+        while chunk := self.file.read(CHUNK):
+            yield chunk
+
+    def text(self, encoding: str) -> io.TextIOWrapper:
+        """The content as text, line breaks untranslated (the parser keeps raw lines)."""
+        self.file.seek(0)
+        raw = io.BufferedReader(_Unclosed(self.file), CHUNK)
+        return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Unclosed(io.RawIOBase):
+    """Lends a file to a TextIOWrapper without letting the wrapper close it."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 @dataclass(frozen=True)
 class SourceData:
-    data: bytes | None
+    body: CsvBody | None
     """None when the source said (or its content showed) that nothing changed."""
     source: str
     sha256: str | None
@@ -41,7 +118,125 @@ class SourceData:
 
     @property
     def not_modified(self) -> bool:
-        return self.data is None
+        return self.body is None
+
+    @property
+    def size(self) -> int:
+        return self.body.size if self.body else 0
+
+    def close(self) -> None:
+        if self.body is not None:
+            self.body.close()
+
+
+class _Spool:
+    """Copies a stream into a temporary file, counting and hashing, refusing past the cap."""
+
+    def __init__(self, what: str, max_bytes: int, max_seconds: float) -> None:
+        self.what = what
+        self.max_bytes = max_bytes
+        self.deadline = time.monotonic() + max_seconds
+        self.max_seconds = max_seconds
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise too_large(self.what, self.max_bytes)
+        if time.monotonic() > self.deadline:
+            raise SourceError(
+                f"{self.what}: still sending after {self.max_seconds:g} s ({self.size} bytes)",
+                source=self.what,
+            )
+        self.sha.update(chunk)
+        self.file.write(chunk)
+
+    def body(self) -> CsvBody:
+        return CsvBody(self.file, self.size)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_local(
+    path: Path,
+    max_bytes: int = DEFAULT_MAX_CSV_BYTES,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    idle_timeout: float = 60.0,
+) -> tuple[CsvBody, str]:
+    """A local source and its SHA-256. A regular file is read in place (checked against the
+    cap by its size, then hashed as a stream); anything else (a FIFO, a device) is copied
+    within the cap and the deadlines. Opening never blocks, even on a FIFO without a writer."""
+    what = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror}", source=what) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError(f"cannot read {path}: it is a directory", source=what)
+        if stat.S_ISREG(mode):
+            os.set_blocking(fd, True)
+            file = os.fdopen(fd, "rb")
+            fd = -1
+            return _regular(file, what, max_bytes)
+        spool = _Spool(what, max_bytes, max_seconds)
+        try:
+            _copy_stream(fd, spool, what, idle_timeout)
+        except BaseException:
+            spool.close()
+            raise
+        return spool.body(), spool.sha.hexdigest()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _regular(file: IO[bytes], what: str, max_bytes: int) -> tuple[CsvBody, str]:
+    try:
+        if os.fstat(file.fileno()).st_size > max_bytes:
+            raise too_large(what, max_bytes)
+        sha = hashlib.sha256()
+        size = 0
+        while chunk := file.read(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:  # it grew while we read
+                raise too_large(what, max_bytes)
+            sha.update(chunk)
+    except OSError as e:
+        file.close()
+        raise SourceError(f"cannot read {what}: {e.strerror}", source=what) from None
+    except BaseException:
+        file.close()
+        raise
+    return CsvBody(file, size), sha.hexdigest()
+
+
+def _copy_stream(fd: int, spool: _Spool, what: str, idle_timeout: float) -> None:
+    """A pipe or device until its end, the cap or a deadline: a writer that stops writing
+    without closing costs ``idle_timeout``, one that never stops costs the cap."""
+    while True:
+        left = spool.deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(0.0, min(idle_timeout, left)))
+        if not ready:
+            if left <= idle_timeout:
+                raise SourceError(
+                    f"{what}: still open after {spool.max_seconds:g} s ({spool.size} bytes)",
+                    source=what,
+                )
+            raise SourceError(f"{what}: no data for {idle_timeout:g} s", source=what)
+        try:
+            chunk = os.read(fd, CHUNK)
+        except BlockingIOError:
+            continue
+        except OSError as e:
+            raise SourceError(f"cannot read {what}: {e.strerror}", source=what) from None
+        if not chunk:
+            return
+        spool.write(chunk)
 
 
 class CsvSource:
@@ -53,10 +248,15 @@ class CsvSource:
         attempts: int = 3,
         backoff: float = 1.0,
         client: httpx.Client | None = None,
+        max_bytes: int = DEFAULT_MAX_CSV_BYTES,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
     ) -> None:
         self.env = env
         self.attempts = attempts
         self.backoff = backoff
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             follow_redirects=True,
@@ -75,13 +275,13 @@ class CsvSource:
     def _read_file(self, company: Company, force: bool) -> SourceData:
         path = local_path(company.csv_url)
         try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise SourceError(f"cannot read {path}: {e.strerror}") from None
-        digest = hashlib.sha256(data).hexdigest()
+            body, digest = read_local(Path(path), self.max_bytes, self.max_seconds, self.timeout)
+        except SourceError as e:
+            raise SourceError(str(e)) from None  # the company's own source: no `source`
         if not force and digest == company.content_sha256:
+            body.close()
             return SourceData(None, str(path), digest)
-        return SourceData(data, str(path), digest)
+        return SourceData(body, str(path), digest)
 
     @staticmethod
     def _check_url(company: Company) -> None:
@@ -126,36 +326,17 @@ class CsvSource:
                 raise SourceError(str(e)) from None
             auth = httpx.BasicAuth(company.username, password or "")
         last_error = "no attempt made"
+        status: int | None = None
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self.client.get(company.csv_url, headers=headers, auth=auth)
+                result = self._attempt(company, headers, auth, force)
             except httpx.HTTPError as e:
                 last_error = redact(f"{type(e).__name__}: {e}")
                 status = None
             else:
-                status = response.status_code
-                if status == 304:
-                    return SourceData(
-                        None,
-                        company.csv_url,
-                        company.content_sha256,
-                        304,
-                        company.etag,
-                        company.last_modified,
-                    )
-                if 200 <= status < 300:
-                    data = response.content
-                    digest = hashlib.sha256(data).hexdigest()
-                    unchanged = not force and digest == company.content_sha256
-                    return SourceData(
-                        None if unchanged else data,
-                        company.csv_url,
-                        digest,
-                        status,
-                        response.headers.get("etag"),
-                        response.headers.get("last-modified"),
-                    )
-                last_error = f"HTTP {status} {response.reason_phrase}".strip()
+                if isinstance(result, SourceData):
+                    return result
+                status, last_error = result
                 if status in (401, 403):
                     raise SourceError(
                         f"{last_error}: check the company's --username and password reference",
@@ -167,4 +348,42 @@ class CsvSource:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise SourceError(
             f"{redact(company.csv_url)}: {last_error} (after {self.attempts} attempts)", status
+        )
+
+    def _attempt(
+        self, company: Company, headers: dict[str, str], auth: httpx.Auth | None, force: bool
+    ) -> SourceData | tuple[int, str]:
+        """One GET: the data, or the status and reason of a failure to judge."""
+        url = company.csv_url
+        with self.client.stream("GET", url, headers=headers, auth=auth) as response:
+            status = response.status_code
+            if status == 304:
+                return SourceData(
+                    None, url, company.content_sha256, 304, company.etag, company.last_modified
+                )
+            if not 200 <= status < 300:
+                return status, f"HTTP {status} {response.reason_phrase}".strip()
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_bytes:
+                raise too_large(url, self.max_bytes)
+            spool = _Spool(url, self.max_bytes, self.max_seconds)
+            try:
+                for chunk in response.iter_bytes(CHUNK):
+                    spool.write(chunk)
+            except BaseException:
+                spool.close()
+                raise
+        digest = spool.sha.hexdigest()
+        if not force and digest == company.content_sha256:
+            spool.close()
+            body = None
+        else:
+            body = spool.body()
+        return SourceData(
+            body,
+            url,
+            digest,
+            status,
+            response.headers.get("etag"),
+            response.headers.get("last-modified"),
         )

@@ -50,6 +50,8 @@ class ImportRunInfo(BaseModel):
     http_status: int | None
     error: str | None
     rejections: list[RejectionInfo] = Field(default_factory=list)
+    encoding: str | None = None
+    """Set by `import` from the run it just made (the projection does not keep it)."""
 
 
 class StageRow(BaseModel):
@@ -118,6 +120,17 @@ class WaitingCompany(BaseModel):
     reason: str
 
 
+class ImportWarning(BaseModel):
+    """A company whose last import needs an operator: empty, every row rejected, or failed."""
+
+    company: str
+    outcome: str
+    finished_at: datetime
+    rows_seen: int
+    error: str | None
+    message: str
+
+
 class StatusReport(BaseModel):
     generated_at: datetime
     company: str | None
@@ -128,6 +141,7 @@ class StatusReport(BaseModel):
     failed_total: int
     oldest_pending: OldestPending | None
     waiting_companies: list[WaitingCompany]
+    import_warnings: list[ImportWarning] = Field(default_factory=list)
 
 
 CompanyInfo.model_rebuild()

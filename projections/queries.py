@@ -10,11 +10,13 @@ from uuid import UUID
 
 from sqlalchemy import Connection, and_, func, or_, select
 
+from domain.company import import_warning
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
 from projections.models import (
     CompanyInfo,
     FailureInfo,
     ImportRunInfo,
+    ImportWarning,
     NeedsProcessing,
     OldestPending,
     RejectionInfo,
@@ -132,7 +134,39 @@ def status_report(
         failed_total=sum(stages[s.value]["FAILED"] for s in STAGE_ORDER),
         oldest_pending=_oldest_pending(conn, company_id, now),
         waiting_companies=waiting_companies(conn, company_id),
+        import_warnings=import_warnings(conn, company_id),
     )
+
+
+def import_warnings(conn: Connection, company_id: UUID | None = None) -> list[ImportWarning]:
+    """Companies (not archived) whose last import needs attention. A poll that found the
+    source unchanged (`not_modified`) says nothing new about the content, so an empty export
+    stays visible until a different one arrives; an error is cleared by any later run."""
+    query = select(companies.c.company_id, companies.c.name).where(companies.c.status != "ARCHIVED")
+    if company_id is not None:
+        query = query.where(companies.c.company_id == company_id)
+    found = []
+    for cid, name in conn.execute(query.order_by(companies.c.name)).all():
+        latest = select(import_runs).where(import_runs.c.company_id == cid)
+        latest = latest.order_by(import_runs.c.finished_at.desc()).limit(1)
+        run = conn.execute(latest).first()
+        if run is not None and run.outcome == "not_modified":
+            run = conn.execute(latest.where(import_runs.c.outcome != "not_modified")).first()
+        if run is None:
+            continue
+        message = import_warning(run.outcome, run.rows_seen, run.error)
+        if message:
+            found.append(
+                ImportWarning(
+                    company=name,
+                    outcome=run.outcome,
+                    finished_at=run.finished_at,
+                    rows_seen=run.rows_seen,
+                    error=run.error,
+                    message=f"company {name}: {message}",
+                )
+            )
+    return found
 
 
 def _scheduled_retries(conn: Connection, company_id: UUID | None) -> dict[str, int]:
