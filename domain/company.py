@@ -163,7 +163,7 @@ class Company(Aggregate):
         allow_plain_http_auth: bool
 
         def apply(self, aggregate: Company) -> None:
-            aggregate.auth_scope = tuple(self.auth_scope)
+            aggregate.auth_scope = list(self.auth_scope)
             aggregate.allow_plain_http_auth = self.allow_plain_http_auth
 
     class ImportRecorded(Aggregate.Event):
@@ -200,7 +200,9 @@ class Company(Aggregate):
         self.timezone = timezone
         self.status = status
         self.ai_model = ai_model
-        self.auth_scope: tuple[str, ...] = ()
+        self.auth_scope: list[str] = []
+        """A list, not a tuple: a snapshot (JSON) gives back a list, and a loaded company must
+        equal the fold of its events."""
         """Origins besides the CSV source's own that receive the credentials."""
         self.allow_plain_http_auth = False
         self.last_import: ImportRun | None = None
