@@ -161,6 +161,9 @@ class Session(Aggregate):
         attempt: int
         intent: AIRequestIntent
 
+        def apply(self, aggregate: Session) -> None:
+            aggregate.ai_requests[self.intent.client_request_id] = self.attempt
+
     class StageSkipped(Event):
         TOPIC = "livedash:Session.StageSkipped"
         stage: Stage
@@ -244,6 +247,8 @@ class Session(Aggregate):
         self.analysis_from_attempt: int | None = None
         self.questions: list[str] = []
         self.ai_usage: list[tuple[Stage, int, AIUsage]] = []
+        self.ai_requests: dict[str, int] = {}
+        """Client request id of every paid request sent -> its attempt."""
 
     # ----------------------------------------------------------------- creation
     @classmethod
@@ -540,9 +545,14 @@ class Session(Aggregate):
         )
         self.complete_stage(Stage.QUESTION_EXTRACTION, attempt, now, metadata)
 
-    def record_ai_usage(self, stage: Stage, attempt: int, usage: AIUsage) -> None:
+    def record_ai_usage(self, stage: Stage, attempt: int, usage: AIUsage) -> bool:
         """Recorded as soon as a response arrives, before its output is validated; also for an
-        attempt that lost its lease meanwhile, because the call was paid for all the same."""
+        attempt that lost its lease meanwhile, because the call was paid for all the same.
+        Idempotent per client request id: an answer is never stored (and costed) twice, even
+        when the commit that stored it lost its reply. Returns whether an event was recorded."""
+        rid = usage.client_request_id
+        if rid is not None and any(u.client_request_id == rid for _, _, u in self.ai_usage):
+            return False
         if not 1 <= attempt <= self.stages[stage].attempt:
             raise StaleAttempt(f"{stage.value} never had an attempt {attempt}")
         self.trigger_event(
@@ -552,9 +562,14 @@ class Session(Aggregate):
             usage=usage,
             timestamp=usage.received_at,
         )
+        return True
 
-    def record_ai_request(self, stage: Stage, attempt: int, intent: AIRequestIntent) -> None:
-        """Stored before a paid request is sent, so a lost answer is never silently nothing."""
+    def record_ai_request(self, stage: Stage, attempt: int, intent: AIRequestIntent) -> bool:
+        """Stored before a paid request is sent, so a lost answer is never silently nothing.
+        Idempotent: an intent already stored (a commit whose reply was lost) is not stored
+        again; returns whether an event was recorded."""
+        if intent.client_request_id in self.ai_requests:
+            return False
         if not 1 <= attempt <= self.stages[stage].attempt:
             raise StaleAttempt(f"{stage.value} never had an attempt {attempt}")
         self.trigger_event(
@@ -564,6 +579,7 @@ class Session(Aggregate):
             intent=intent,
             timestamp=intent.sent_at,
         )
+        return True
 
     def usage_for_attempt(self, stage: Stage, attempt: int) -> AIUsage | None:
         for s, a, usage in reversed(self.ai_usage):

@@ -666,6 +666,16 @@ class Daemon:
             if session is None:
                 self._settle(call, WorkReleased("its session is gone"))
                 continue
+            if call.intent is not None and call.fresh:
+                # Our last write of it lost a race, or its reply: stored already, send it;
+                # the claim taken over or reset meanwhile, do not.
+                state = session.stages[call.key[1]]
+                if call.intent.client_request_id in session.ai_requests:
+                    self._settle(call, None)
+                    continue
+                if state.status is not Status.IN_PROGRESS or state.attempt != call.attempt:
+                    self._settle(call, WorkReleased("its claim was taken over"))
+                    continue
             try:
                 if call.intent is not None:
                     session.record_ai_request(call.key[1], call.attempt, call.intent)
@@ -695,9 +705,7 @@ class Daemon:
         for call, session in zip(calls, sessions, strict=True):
             if session.id in saved:
                 self._settle(call, None)
-            elif call.intent is not None:  # the claim changed hands: do not send
-                self._settle(call, WorkReleased("another writer changed the session first"))
-            else:  # a paid answer: apply it to the latest state next turn
+            else:  # applied anew to the latest state next turn (it may be stored already)
                 call.fresh = True
                 self._ai_backlog.append(call)
                 self.reporter.log("ai_call_retried", session=str(session.id))

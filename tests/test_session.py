@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import InvalidReset, StageAlreadyRunning, StageNotReady, StaleAttempt
+from domain.payloads import AIRequestIntent, AIUsage
 from domain.session import LEASE_EXPIRED, Session, session_id_for
 from domain.stages import STAGE_ORDER, Stage, Status
 from tests.factories import COMPANY, T0, Clock, row
@@ -185,3 +186,71 @@ def test_lease_must_end_in_the_future() -> None:
     s = new_session()
     with pytest.raises(ValueError, match="future"):
         s.start_stage(FETCH, "w", clock(), clock())
+
+
+def test_released_claims_use_no_attempt_and_heartbeats_extend_the_lease() -> None:
+    clock = Clock()
+    s = new_session()
+    s.start_stage(FETCH, "w1", lease(clock, 10), clock())
+    later = clock.now + timedelta(seconds=30)
+    s.extend_lease(FETCH, 1, later, clock.advance(5))
+    assert s.stages[FETCH].lease_expires_at == later
+    s.release_stage(FETCH, 1, "the daemon is stopping", clock())
+    st = s.stages[FETCH]
+    assert (st.status, st.attempt, st.attempts_run, st.retry_count) == (Status.PENDING, 1, 0, 0)
+    assert st.note == "released: the daemon is stopping"
+    assert s.start_stage(FETCH, "w2", lease(clock), clock()) == 2  # never reused
+    with pytest.raises(StaleAttempt):
+        s.release_stage(FETCH, 1, "late", clock())
+    assert s.stages[FETCH].attempts_run == 1
+
+
+def test_a_retryable_failure_without_a_retry_time_is_stored_as_not_retryable() -> None:
+    clock = Clock()
+    s = new_session()
+    s.start_stage(FETCH, "w1", lease(clock), clock())
+    s.fail_stage(FETCH, 1, "http_500", "HTTP 500", True, None, clock())
+    failed = s.collect_events()[-1]
+    assert isinstance(failed, Session.StageFailed) and failed.retryable is False
+    assert s.stages[FETCH].retryable is False and s.stages[FETCH].is_dead
+
+
+def test_a_paid_request_and_its_answer_are_stored_once_each() -> None:
+    clock = Clock()
+    s = new_session()
+    s.start_stage(FETCH, "w1", lease(clock), clock())
+    intent = AIRequestIntent(
+        client_request_id="c1",
+        provider="openai",
+        model="gpt-4o-mini",
+        purpose="analysis",
+        prompt_tokens_estimated=100,
+        max_output_tokens=800,
+        cost_eur_estimated=None,
+        sent_at=clock(),
+    )
+    usage = AIUsage(
+        provider="openai",
+        model_requested="gpt-4o-mini",
+        model_returned=None,
+        request_id="r1",
+        prompt_tokens=100,
+        completion_tokens=10,
+        cached_tokens=0,
+        reasoning_tokens=0,
+        total_tokens=110,
+        cost_usd=None,
+        cost_eur=None,
+        price_source="test",
+        response_text="{}",
+        requested_at=clock(),
+        received_at=clock(),
+        client_request_id="c1",
+    )
+    # Applied again after a commit whose reply was lost: nothing is stored twice.
+    assert s.record_ai_request(FETCH, 1, intent) is True
+    assert s.record_ai_request(FETCH, 1, intent) is False
+    assert s.record_ai_usage(FETCH, 1, usage) is True
+    assert s.record_ai_usage(FETCH, 1, usage) is False
+    kinds = [type(e).__name__ for e in s.collect_events()]
+    assert kinds.count("AIRequestSent") == kinds.count("AIUsageRecorded") == 1
