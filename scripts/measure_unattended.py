@@ -286,6 +286,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.05
     return condition()
 
 
+def answered(pipe: Pipeline, daemon: Daemon, target: int) -> bool:
+    """The server has answered ``target`` requests, or the daemon is gone."""
+    return pipe.openai.paid >= target or not daemon.alive()
+
+
 # ------------------------------------------------------------------ records
 @dataclass
 class SessionRecord:
@@ -433,9 +438,7 @@ def measure_kills(kind: str, url: str, folder: Path, args: argparse.Namespace) -
         for fraction in args.kill_at:
             daemon = pipe.daemon()
             target = int(fraction * args.sessions)
-            reached = wait_until(
-                lambda d=daemon, t=target: pipe.openai.paid >= t or not d.alive(), args.max_run
-            )
+            reached = wait_until(functools.partial(answered, pipe, daemon, target), args.max_run)
             if not daemon.alive():
                 raise RuntimeError(
                     f"the daemon exited before the kill ({daemon.proc.returncode}): "
