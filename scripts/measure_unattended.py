@@ -326,6 +326,8 @@ class PaidComparison:
     intents_without_usage: int
     unreported: list[str]
     """Sessions with more answered-but-unrecorded answers than intents without usage."""
+    recorded_twice: list[dict[str, Any]]
+    """Answers stored more than once (their cost counted twice), with their events."""
 
 
 def compare_paid(server: MarkedOpenAI, records: list[SessionRecord]) -> PaidComparison:
@@ -342,6 +344,26 @@ def compare_paid(server: MarkedOpenAI, records: list[SessionRecord]) -> PaidComp
         sent = [e.intent.client_request_id for e in r.of(Session.AIRequestSent)]
         intents += len(sent)
         lost_by_session[r.marker] = sum(1 for c in sent if c not in used)
+    twice = [rid for rid, count in Counter(recorded).items() if count > 1]
+    recorded_twice = [
+        {
+            "request_id": rid,
+            "session": r.marker,
+            "events": [
+                {
+                    "version": e.originator_version,
+                    "attempt": e.attempt,
+                    "client_request_id": e.usage.client_request_id,
+                    "timestamp": e.timestamp,
+                }
+                for e in r.of(Session.AIUsageRecorded)
+                if e.usage.request_id == rid
+            ],
+        }
+        for rid in twice
+        for r in records
+        if r.marker == marker_of(rid)
+    ]
     missing_by_session = Counter(marker_of(rid) or "unknown" for rid in missing)
     unreported = sorted(
         m for m, count in missing_by_session.items() if count > lost_by_session.get(m, 0)
@@ -354,6 +376,7 @@ def compare_paid(server: MarkedOpenAI, records: list[SessionRecord]) -> PaidComp
         intents=intents,
         intents_without_usage=sum(lost_by_session.values()),
         unreported=unreported,
+        recorded_twice=recorded_twice,
     )
 
 
@@ -503,6 +526,8 @@ def measure_kills(kind: str, url: str, folder: Path, args: argparse.Namespace) -
             1 for u in unrecorded if not u["in_flight_at_kill"]
         ),
         recorded_not_answered=len(cmp.recorded_not_answered),
+        recorded_twice=len(cmp.recorded_twice),
+        recorded_twice_detail=cmp.recorded_twice[:10],
         intents=cmp.intents,
         intents_without_usage=cmp.intents_without_usage,
         requests_answer_lost=spent.get("requests_answer_lost"),
@@ -601,7 +626,8 @@ def measure_outage(
         restored_at=restored_at,
         database_back_logged=back[:3],
         database_log=[item for item in log if str(item.get("event")).startswith("database")][:20],
-        log_counts={k: v for k, v in kinds.items() if k.startswith("database")},
+        log_counts=dict(kinds),
+        ai_call_log=[item for item in log if str(item.get("event")).startswith("ai_call")][:10],
         log_errors=errors[:5],
         daemon_exit=code,
         elapsed_s=round(elapsed, 1),
@@ -609,6 +635,9 @@ def measure_outage(
         recorded=cmp.recorded,
         answered_but_unrecorded=len(cmp.answered_but_unrecorded),
         answered_but_unrecorded_ids=cmp.answered_but_unrecorded[:20],
+        recorded_twice=len(cmp.recorded_twice),
+        recorded_twice_detail=cmp.recorded_twice[:10],
+        costs_requests=spent.get("requests"),
         intents_without_usage=cmp.intents_without_usage,
         requests_answer_lost=spent.get("requests_answer_lost"),
         **stage_summary(records),
@@ -634,7 +663,8 @@ def summary(results: list[dict[str, Any]]) -> None:
             print(
                 f"§2 {db}: {r['sessions']} sessions, 3x SIGKILL (after "
                 f"{', '.join(str(k['after_answers']) for k in r['kills'])} answers): answered by "
-                f"server {r['answered_by_server']}, recorded {r['recorded']}, answered but "
+                f"server {r['answered_by_server']}, recorded {r['recorded']} (twice "
+                f"{r['recorded_twice']}), answered but "
                 f"unrecorded {r['answered_but_unrecorded']} (not in flight at a kill: "
                 f"{r['answered_but_unrecorded_not_at_kill']}), requests_answer_lost "
                 f"{r['requests_answer_lost']}, every unrecorded answer reported lost: "
@@ -644,7 +674,8 @@ def summary(results: list[dict[str, Any]]) -> None:
         elif f == "s2b_database_outage":
             print(
                 f"§2b postgres, {r['outage_s']:g} s outage during {r['sessions']} sessions: paid "
-                f"{r['paid']}, recorded {r['recorded']}, unrecorded "
+                f"{r['paid']}, recorded {r['recorded']} (recorded twice {r['recorded_twice']}), "
+                f"unrecorded "
                 f"{r['answered_but_unrecorded']}; daemon running at the end of the outage: "
                 f"{r['daemon_running_at_end_of_outage']} (exit in outage "
                 f"{r['daemon_exit_in_outage']}); restore -> first new event "
@@ -677,6 +708,7 @@ def main() -> int:
     p.add_argument("--outage-at", type=float, default=0.25, help="fraction of answers first")
     p.add_argument("--outage-latency", type=float, default=0.5)
     p.add_argument("--outage-lease", type=float, default=30.0)
+    p.add_argument("--keep-logs", type=Path, help="copy the daemons' logs into this folder")
     p.add_argument("--max-run", type=float, default=900.0, help="cap on any one daemon run")
     args = p.parse_args()
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
@@ -693,6 +725,11 @@ def main() -> int:
             with database(kind, args.postgres_url, folder) as url:
                 results.append(fn(url, folder))
         finally:
+            if args.keep_logs:
+                target = args.keep_logs / f"{len(results)}-{kind}-{folder.name}"
+                target.mkdir(parents=True, exist_ok=True)
+                for log in folder.glob("daemon-*.log"):
+                    shutil.copy(log, target / log.name)
             shutil.rmtree(folder, ignore_errors=True)
 
     for kind in kinds:
