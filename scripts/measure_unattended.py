@@ -644,6 +644,64 @@ def measure_outage(
     )
 
 
+def measure_flaps(url: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Many short cuts while the daemon writes: a cut can land between a commit reaching the
+    server and its answer reaching the daemon, the case where "stored or not" is unknown."""
+    pipe = Pipeline(url, folder, args.sessions, args.outage_latency, args.outage_lease)
+    host, port = pg_target(url)
+    proxy = TcpProxy(host, port).start()
+    alive_after_each: list[bool] = []
+    try:
+        pipe.prepare()
+        t0 = time.monotonic()
+        daemon = pipe.daemon(
+            "--until-idle", "--idle-horizon", "30", url=through_proxy(url, proxy.port)
+        )
+        target = int(0.1 * args.sessions)
+        wait_until(lambda: pipe.openai.paid >= target or not daemon.alive(), args.max_run)
+        for _ in range(args.flaps):
+            proxy.pause()
+            time.sleep(args.flap_seconds)
+            proxy.resume()
+            alive_after_each.append(daemon.alive())
+            if not daemon.alive():
+                break
+            wait_until(lambda: not daemon.alive(), args.flap_gap)
+        code = daemon.wait(args.max_run)
+        elapsed = time.monotonic() - t0
+        pipe.openai.wait_idle(timeout=30)
+        log = daemon.log_lines()
+        records = read_records(url)
+        spent = pipe.costs()
+        cmp = compare_paid(pipe.openai, records)
+    finally:
+        proxy.stop()
+        pipe.close()
+    kinds = Counter(str(item.get("event")) for item in log)
+    return emit(
+        "s2b_flapping_database",
+        database="postgres",
+        sessions=len(records),
+        flaps=len(alive_after_each),
+        flap_s=args.flap_seconds,
+        gap_s=args.flap_gap,
+        daemon_running_after_every_flap=all(alive_after_each),
+        daemon_exit=code,
+        elapsed_s=round(elapsed, 1),
+        paid=cmp.answered_by_server,
+        recorded=cmp.recorded,
+        answered_but_unrecorded=len(cmp.answered_but_unrecorded),
+        recorded_twice=len(cmp.recorded_twice),
+        recorded_twice_detail=cmp.recorded_twice[:10],
+        intents_without_usage=cmp.intents_without_usage,
+        requests_answer_lost=spent.get("requests_answer_lost"),
+        costs_requests=spent.get("requests"),
+        log_counts=dict(kinds),
+        ai_call_log=[item for item in log if str(item.get("event")).startswith("ai_call")][:10],
+        **stage_summary(records),
+    )
+
+
 # --------------------------------------------------------------------- main
 def summary(results: list[dict[str, Any]]) -> None:
     print("\n== summary ==")
@@ -671,6 +729,13 @@ def summary(results: list[dict[str, Any]]) -> None:
                 f"{r['every_unrecorded_answer_reported_lost']}, all stages done "
                 f"{r['sessions_all_stages_done']}"
             )
+        elif f == "s2b_flapping_database":
+            print(
+                f"§2b postgres, {r['flaps']} cuts of {r['flap_s']:g} s during {r['sessions']} "
+                f"sessions: paid {r['paid']}, recorded {r['recorded']} (recorded twice "
+                f"{r['recorded_twice']}), unrecorded {r['answered_but_unrecorded']}; running "
+                f"after every cut: {r['daemon_running_after_every_flap']}; exit {r['daemon_exit']}"
+            )
         elif f == "s2b_database_outage":
             print(
                 f"§2b postgres, {r['outage_s']:g} s outage during {r['sessions']} sessions: paid "
@@ -692,7 +757,11 @@ def fractions(value: str) -> list[float]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--databases", default="sqlite,postgres")
-    p.add_argument("--parts", default="1,2,2b", help="which of 1, 2, 2b to measure")
+    p.add_argument(
+        "--parts",
+        default="1,2,2b",
+        help="which of 1, 2, 2b (flaps: only the --flaps run) to measure",
+    )
     p.add_argument("--postgres-url", default=DEFAULT_PG, help="server to create databases on")
     p.add_argument("--sessions", type=int, default=500, help="sessions for §2 and §2b")
     p.add_argument("--lease-sessions", type=int, default=300, help="sessions for §1")
@@ -705,6 +774,9 @@ def main() -> int:
     p.add_argument("--outage", type=float, default=20.0, help="§2b short outage seconds")
     p.add_argument("--long-outage", type=float, default=180.0, help="§2b long outage seconds")
     p.add_argument("--skip-long", action="store_true", help="§2b: only the short outage")
+    p.add_argument("--flaps", type=int, default=0, help="§2b: also N short cuts (0: none)")
+    p.add_argument("--flap-seconds", type=float, default=1.0)
+    p.add_argument("--flap-gap", type=float, default=3.0, help="seconds between short cuts")
     p.add_argument("--outage-at", type=float, default=0.25, help="fraction of answers first")
     p.add_argument("--outage-latency", type=float, default=0.5)
     p.add_argument("--outage-lease", type=float, default=30.0)
@@ -744,6 +816,9 @@ def main() -> int:
         for seconds in outages:
             note(f"§2b: {seconds:g} s outage")
             fresh("postgres", functools.partial(measure_outage, seconds=seconds, args=args))
+    if args.flaps and {"2b", "flaps"} & parts and "postgres" in kinds:
+        note(f"§2b: {args.flaps} cuts of {args.flap_seconds:g} s")
+        fresh("postgres", functools.partial(measure_flaps, args=args))
     summary(results)
     return 0
 
