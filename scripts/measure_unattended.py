@@ -628,6 +628,7 @@ def measure_outage(
         database_log=[item for item in log if str(item.get("event")).startswith("database")][:20],
         log_counts=dict(kinds),
         ai_call_log=[item for item in log if str(item.get("event")).startswith("ai_call")][:10],
+        lost_races=[item.get("lost_races") for item in log if item.get("event") == "stopped"],
         log_errors=errors[:5],
         daemon_exit=code,
         elapsed_s=round(elapsed, 1),
@@ -698,6 +699,7 @@ def measure_flaps(url: str, folder: Path, args: argparse.Namespace) -> dict[str,
         costs_requests=spent.get("requests"),
         log_counts=dict(kinds),
         ai_call_log=[item for item in log if str(item.get("event")).startswith("ai_call")][:10],
+        lost_races=[item.get("lost_races") for item in log if item.get("event") == "stopped"],
         **stage_summary(records),
     )
 
