@@ -16,7 +16,12 @@
 §2b (--parts 2b, PostgreSQL only)  the daemon reaches PostgreSQL through a TCP proxy that is
     cut for --outage (20) s, then for --long-outage (180) s in a second run, during
     --sessions sessions: paid vs recorded, whether the daemon still runs at the end of the
-    outage, and the time from the restore to the first new stored event.
+    outage, and the time from the restore to the first new stored event. With --flaps N
+    also a run with N cuts of --flap-seconds each (--parts flaps: only that run).
+
+The sessions are imported in-process (what `livedash import` stores) and `costs` is read with
+the query `livedash costs --json` prints; the daemon under test is always the real
+`livedash run` subprocess (OPENAI_BASE_URL at the fake server, LIVEDASH_AI_PROVIDER=openai).
 
 Every answer of the fake server carries a request id naming its session (the transcripts are
 per session), so an answer is matched to its session and to the project's records exactly.
@@ -687,6 +692,7 @@ def measure_flaps(url: str, folder: Path, args: argparse.Namespace) -> dict[str,
         flap_s=args.flap_seconds,
         gap_s=args.flap_gap,
         daemon_running_after_every_flap=all(alive_after_each),
+        daemon_exit_during_flaps=None if all(alive_after_each) else code,
         daemon_exit=code,
         elapsed_s=round(elapsed, 1),
         paid=cmp.answered_by_server,
@@ -736,7 +742,9 @@ def summary(results: list[dict[str, Any]]) -> None:
                 f"§2b postgres, {r['flaps']} cuts of {r['flap_s']:g} s during {r['sessions']} "
                 f"sessions: paid {r['paid']}, recorded {r['recorded']} (recorded twice "
                 f"{r['recorded_twice']}), unrecorded {r['answered_but_unrecorded']}; running "
-                f"after every cut: {r['daemon_running_after_every_flap']}; exit {r['daemon_exit']}"
+                f"after every cut: {r['daemon_running_after_every_flap']} (exit during the "
+                f"cuts: {r['daemon_exit_during_flaps']}, 0 = idle, all done); exit "
+                f"{r['daemon_exit']}"
             )
         elif f == "s2b_database_outage":
             print(
