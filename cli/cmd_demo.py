@@ -11,7 +11,7 @@ from cli import cmd_reports
 from cli.cmd_run import make_reporter, run_daemon, stage_configs
 from cli.context import State, catch_up, handle_errors, state
 from cli.errors import CliError
-from cli.output import console
+from cli.output import console, heading
 from cli.runtime import Runtime
 from domain.company import Company
 from domain.stages import WORKER_STAGES, Stage, Status
@@ -51,7 +51,7 @@ def demo(
     st = state(ctx)
     url = f"sqlite:///{db.resolve()}"
     demo_state = State(st.settings.model_copy(update={"database_url": url}), st.env)
-    console.rule("[bold]LiveDash demo")
+    heading("[bold]LiveDash demo")
     console.print(f"database: {db}   data: {folder}")
     with Runtime.open(url, create=True) as rt:
         company = rt.app.register_company(
@@ -75,14 +75,14 @@ def demo(
         catch_up(rt)
         with rt.engine.connect() as conn:
             done = list_sessions(conn, Stage.QUESTION_EXTRACTION, Status.COMPLETED, None, limit=1)
-    console.rule("status")
+    heading("status")
     ctx.obj = demo_state
     cmd_reports.status(ctx, company=None, json_out=False)
     sample = next((r for r in done if r.external_id), None)
     if sample is not None:
-        console.rule(f"history of {sample.external_id}")
+        heading(f"history of {sample.external_id}")
         cmd_reports.history(ctx, session=sample.external_id, company=None, at=None, json_out=False)
-    console.rule("what failed and why")
+    heading("what failed and why")
     cmd_reports.failed(ctx, stage=None, company=None, limit=20, json_out=False)
     console.print(
         f"\nExplore further: [bold]livedash --database-url sqlite:///{db} status[/] "

@@ -28,6 +28,16 @@ def _wide_when_piped(c: Console) -> Console:
 console = _wide_when_piped(Console(highlight=False))
 err_console = _wide_when_piped(Console(stderr=True, highlight=False))
 
+
+def heading(title: str) -> None:
+    """A section rule on a terminal; a short line in a pipe or a log (a rule would be as wide
+    as the piped console, thousands of characters)."""
+    if console.width < PIPED_WIDTH:
+        console.rule(title)
+    else:
+        console.print(f"── {title} ──")
+
+
 STATUS_STYLE = {
     "PENDING": "yellow",
     "IN_PROGRESS": "cyan",
