@@ -74,7 +74,13 @@ class TcpProxy:
                 _close(client)
                 continue
             with self._lock:
-                self._open.update((client, upstream))
+                down = self._down  # cut while this one was being connected: it goes too
+                if not down:
+                    self._open.update((client, upstream))
+            if down:
+                _close(client)
+                _close(upstream)
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
