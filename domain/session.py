@@ -20,7 +20,6 @@ from domain.csv_rows import SourceRow
 from domain.errors import InvalidReset, StageAlreadyRunning, StageNotReady, StaleAttempt
 from domain.payloads import AIRequestIntent, AIUsage, FetchedTranscript, SessionFields
 from domain.stage_state import (
-    StageState,
     StageStates,
     new_states,
     on_completed,
@@ -54,9 +53,6 @@ class Session(Aggregate):
         TOPIC = "livedash:Session.Event"
         origin: dict[str, Any] | None = field(default=None, kw_only=True)
 
-    class Created(Aggregate.Created):
-        TOPIC = "livedash:Session.Created"
-
     class Imported(Aggregate.Created):
         """CSV_IMPORT completed: a row became a session; the other stages are PENDING."""
 
@@ -80,6 +76,8 @@ class Session(Aggregate):
             aggregate.messages = []
             aggregate.fields = None
             aggregate.analysis = None
+            aggregate.analysis_provider = None
+            aggregate.analysis_model = None
             aggregate.analysis_from_attempt = None
             aggregate.questions = []
             on_row_changed(aggregate.stages, self.timestamp)
@@ -301,9 +299,6 @@ class Session(Aggregate):
         return True
 
     # ------------------------------------------------------------------ queries
-    def stage(self, stage: Stage) -> StageState:
-        return self.stages[stage]
-
     def is_ready(self, stage: Stage) -> bool:
         previous = stage.previous
         return is_ready(stage, self.stages[previous].status if previous else None)
@@ -580,12 +575,6 @@ class Session(Aggregate):
             timestamp=intent.sent_at,
         )
         return True
-
-    def usage_for_attempt(self, stage: Stage, attempt: int) -> AIUsage | None:
-        for s, a, usage in reversed(self.ai_usage):
-            if s is stage and a == attempt:
-                return usage
-        return None
 
     # ------------------------------------------------------------------ helpers
     def _require_current(self, stage: Stage, attempt: int) -> None:

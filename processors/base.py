@@ -9,7 +9,7 @@ and never reads settings: what it needs is given to its constructor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,16 +38,6 @@ class StageError(Exception):
         self.details = details or {}
 
 
-@dataclass
-class WorkItem:
-    session_id: Any
-    stage: Stage
-    attempt: int
-    inputs: Any
-    started_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class WorkReleased(Exception):
     """The work did not start (the daemon is stopping, the database is away, no rate-limit
     slot came): the claim is handed back (`StageReleased`) and no attempt is used."""
@@ -67,10 +57,6 @@ class WorkContext:
     before_request: Callable[[AIRequestIntent], None] = _send_freely
     """Called before a paid request is sent: returns once its intent is stored, or raises
     `WorkReleased` when the request must not be sent (stopping, database away)."""
-
-
-def no_usage(_usage: AIUsage) -> None:
-    raise RuntimeError("this stage does not pay for model calls")
 
 
 class StageProcessor(Protocol):

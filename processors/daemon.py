@@ -102,7 +102,8 @@ class DaemonConfig:
     batch_window: float = 0.01
     """After a wake-up, wait this long for more outcomes, so one transaction carries many."""
     other_projections_interval: float = 1.0
-    """The reports' projections are kept up every this often; the status one every turn."""
+    """The reports' projections are kept up every this often; the status one every turn, or
+    one turn late while only this daemon writes (``projection_defer``)."""
     claim_batch: int = 500
     until_idle: bool = False
     idle_horizon: float = 60.0

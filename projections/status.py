@@ -52,6 +52,23 @@ def buckets(state: StageState) -> tuple[str, ...]:
     return (state.status.value,)
 
 
+_SESSION_DATA = frozenset(
+    {
+        "row",
+        "source",
+        "transcript",
+        "messages",
+        "fields",
+        "analysis",
+        "analysis_provider",
+        "analysis_model",
+        "analysis_from_attempt",
+        "questions",
+    }
+)
+"""Session data that status events also set (a changed row clears them): not status."""
+
+
 @dataclass
 class _Tracked:
     """A session's stage states while a page is applied (what ``event.apply`` mutates)."""
@@ -89,9 +106,12 @@ class _Tracked:
         return buckets(stages[stage])
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Event handlers also set data attributes (row, transcript...): not ours to keep.
         if name in self.__dataclass_fields__:
             object.__setattr__(self, name, value)
+        elif name not in _SESSION_DATA:
+            # An event handler changed something this projection neither keeps nor knows to
+            # leave alone: say so, instead of silently dropping what may be status.
+            raise AttributeError(f"the status projection does not know session field {name!r}")
 
 
 @dataclass(frozen=True)
@@ -139,50 +159,33 @@ class _StoredStages(dict[Stage, StageState]):
         return state
 
 
+_AT = {name: i for i, name in enumerate(STAGE_ROWS.columns)}
+"""Where each column of a stage row is: rows are addressed by column name."""
+_STATE_COLUMNS = tuple(
+    c for c in STAGE_ROWS.columns if c not in ("session_id", "stage", "company_id", "external_id")
+)
+_SESSION_AT = {name: i for i, name in enumerate(SESSION_ROWS.columns)}
+
+
 def state_from_row(row: Row) -> StageState:
     """A stage row (in ``STAGE_ROWS`` column order) as the domain's stage state."""
-    return StageState(
-        status=Status(row[4]),
-        attempt=row[5],
-        retry_count=row[6],
-        worker=row[7],
-        started_at=row[8],
-        completed_at=row[9],
-        lease_expires_at=row[10],
-        retry_at=row[11],
-        error_type=row[12],
-        error_message=row[13],
-        retryable=row[14],
-        note=row[15],
-        metadata=dict(row[16] or {}),
-        updated_at=row[17],
-        attempts_run=row[18],
-    )
+    values = {c: row[_AT[c]] for c in _STATE_COLUMNS}
+    values["status"] = Status(values["status"])
+    values["metadata"] = dict(values["metadata"] or {})
+    return StageState(**values)
 
 
 def row_from_state(session_id: UUID, tracked: _Tracked, stage: Stage) -> Row:
     s = tracked.stages[stage]
-    return (
-        session_id,
-        stage.value,
-        tracked.company_id,
-        tracked.external_id,
-        s.status.value,
-        s.attempt,
-        s.retry_count,
-        s.worker,
-        s.started_at,
-        s.completed_at,
-        s.lease_expires_at,
-        s.retry_at,
-        s.error_type,
-        s.error_message,
-        s.retryable,
-        s.note,
-        s.metadata,
-        s.updated_at,
-        s.attempts_run,
+    values = {c: getattr(s, c) for c in _STATE_COLUMNS}
+    values.update(
+        session_id=session_id,
+        stage=stage.value,
+        company_id=tracked.company_id,
+        external_id=tracked.external_id,
+        status=s.status.value,
     )
+    return tuple(values[c] for c in STAGE_ROWS.columns)
 
 
 class StatusProjection:
@@ -282,14 +285,14 @@ class StatusProjection:
         dialect = conn.dialect.name
         for row in STAGE_ROWS.load_raw(conn, "session_id", sorted(missing)):
             # Only the key columns are decoded here; the rest when a stage is first used.
-            sid = row[0] if isinstance(row[0], UUID) else UUID(row[0])
+            sid = _uuid(row[_AT["session_id"]])
             t = tracked.get(sid)
             if t is None:
-                company = row[2] if isinstance(row[2], UUID) else UUID(row[2])
-                t = _Tracked(company, row[3], _StoredStages(dialect, {}), {})
+                company = _uuid(row[_AT["company_id"]])
+                t = _Tracked(company, row[_AT["external_id"]], _StoredStages(dialect, {}), {})
                 tracked[sid] = t
             assert isinstance(t.stages, _StoredStages)
-            t.stages.raw[Stage(row[1])] = row
+            t.stages.raw[Stage(row[_AT["stage"]])] = row
         return tracked
 
     def _write(
@@ -351,11 +354,16 @@ class StatusProjection:
                 update(sessions)
                 .where(sessions.c.session_id == sid)
                 .values(
-                    row_fingerprint=r[3],
-                    start_time=r[4],
-                    end_time=r[5],
-                    transcript_url=r[6],
-                    updated_at=r[8],
+                    {
+                        c: r[_SESSION_AT[c]]
+                        for c in (
+                            "row_fingerprint",
+                            "start_time",
+                            "end_time",
+                            "transcript_url",
+                            "updated_at",
+                        )
+                    }
                 )
             )
 
@@ -364,6 +372,10 @@ class StatusProjection:
         conn.execute(delete(session_stage_status))
         conn.execute(delete(pipeline_overview))
         conn.execute(delete(sessions))
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
 
 
 def _stages_touched(event: Event) -> Iterable[Stage]:
