@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 import uuid
@@ -392,14 +391,13 @@ class OpenAIAnalyserConfig:
             raise ValueError("max_tokens_param must be max_completion_tokens or max_tokens")
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> OpenAIAnalyserConfig:
+    def from_env(cls, env: Mapping[str, str], **defaults: Any) -> OpenAIAnalyserConfig:
         """``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``LIVEDASH_AI_MODEL``,
         ``LIVEDASH_AI_TIMEOUT``, ``LIVEDASH_AI_MAX_PROMPT_TOKENS``,
         ``LIVEDASH_AI_MAX_OUTPUT_TOKENS``, ``LIVEDASH_USD_EUR_RATE``, ``LIVEDASH_PRICES_FILE``
-        and ``LIVEDASH_AI_RATE_LIMITS`` (``*=600/150000,gpt-4o=500/30000``: RPM/TPM)."""
-        env = os.environ if env is None else env
+        and ``LIVEDASH_AI_RATE_LIMITS`` (``*=600/150000,gpt-4o=500/30000``: RPM/TPM), from the
+        environment the CLI read once. ``defaults`` (derived from the stage's timeout) apply
+        where the environment says nothing: an explicit ``LIVEDASH_AI_TIMEOUT`` wins."""
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
@@ -428,8 +426,7 @@ class OpenAIAnalyserConfig:
         if limits:
             per_model, default = parse_limits(limits)
             values["limiter"] = RateLimiter(per_model, default)
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**defaults, **values})
 
 
 def transcript_budget(cfg: OpenAIAnalyserConfig) -> int:

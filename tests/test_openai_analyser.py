@@ -766,6 +766,13 @@ def test_config_from_env(tmp_path) -> None:
     assert cfg.limiter is not None
     assert cfg.limiter.limits_for("any") == ModelLimits(600, 150000)
     defaults = OpenAIAnalyserConfig.from_env({"OPENAI_API_KEY": "sk-1"})
+    # The CLI's defaults (from the stage timeout) give way to an explicit setting.
+    key = {"OPENAI_API_KEY": "sk-1"}
+    assert OpenAIAnalyserConfig.from_env(key, timeout=99.0).timeout == 99.0
+    assert (
+        OpenAIAnalyserConfig.from_env({**key, "LIVEDASH_AI_TIMEOUT": "7"}, timeout=99.0).timeout
+        == 7.0
+    )
     assert defaults.default_model == "gpt-4o-mini" and defaults.limiter is None
     assert defaults.eur_rate == Decimal("0.92") and defaults.max_prompt_tokens == 12000
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
