@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy domain projections processors cli
+	$(VENV)/bin/mypy domain store projections processors cli
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --size full

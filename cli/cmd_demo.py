@@ -16,8 +16,8 @@ from cli.runtime import Runtime
 from domain.company import Company
 from domain.stages import WORKER_STAGES, Stage, Status
 from processors.clock import utc_now
-from processors.csv_import import file_reader, run_import
-from processors.daemon import DaemonConfig
+from processors.ingest.importer import file_reader, run_import
+from processors.runtime.daemon import DaemonConfig
 from projections.queries import list_sessions
 
 DEMO_COMPANY = "Demo Retail BV"

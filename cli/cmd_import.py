@@ -23,8 +23,8 @@ from cli.errors import CliError, ExitCode
 from cli.output import console, err_console, fmt_time, print_json
 from domain.urls import UrlError, refuse_userinfo
 from processors.clock import utc_now
-from processors.csv_import import file_reader, outcome_warning, run_import
-from processors.csv_source import CsvSource
+from processors.ingest.importer import file_reader, outcome_warning, run_import
+from processors.ingest.source import CsvSource
 from projections.models import ImportRunInfo
 from projections.queries import list_import_runs
 

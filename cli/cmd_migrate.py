@@ -22,13 +22,13 @@ from cli.runtime import Runtime
 from domain.company import check_timezone
 from domain.errors import CompanyError
 from processors.clock import utc_now
-from processors.legacy_migration import (
+from processors.legacy.migration import (
     LegacyMigrationError,
     MigrationOptions,
     MigrationReport,
     migrate_legacy,
 )
-from processors.legacy_source import LegacyConnectionError, LegacySchemaError
+from processors.legacy.source import LegacyConnectionError, LegacySchemaError
 
 
 def register(app: typer.Typer) -> None:

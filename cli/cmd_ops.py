@@ -20,7 +20,7 @@ from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import STAGE_ORDER, Stage, Status
 from processors.clock import utc_now
-from processors.notify import PgListener
+from projections.notify import PgListener
 from projections.queries import failed_session_ids
 from projections.store import ANALYTICS, upgrade_money
 

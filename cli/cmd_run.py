@@ -17,22 +17,22 @@ from cli.errors import CliError, ExitCode
 from cli.output import console, err_console
 from cli.runtime import Runtime, events_table
 from domain.stages import WORKER_STAGES, Stage
-from processors.analysis import (
+from processors.clock import utc_now
+from processors.ingest.importer import CsvSchedule
+from processors.ingest.source import CsvSource
+from processors.net.netguard import AllowList
+from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.reporting import JsonLogReporter, Reporter, TerminalReporter
+from processors.stages.analysis import (
     Analyser,
     AnalysisProcessor,
     QuestionExtractionProcessor,
     offline,
 )
-from processors.base import StageProcessor
-from processors.clock import utc_now
-from processors.creation import SessionCreationProcessor
-from processors.csv_import import CsvSchedule
-from processors.csv_source import CsvSource
-from processors.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
-from processors.fetch import FetchSettings, TranscriptFetchProcessor
-from processors.netguard import AllowList
-from processors.notify import PgListener
-from processors.reporting import JsonLogReporter, Reporter, TerminalReporter
+from processors.stages.base import StageProcessor
+from processors.stages.creation import SessionCreationProcessor
+from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
+from projections.notify import PgListener
 
 DEFAULTS: dict[Stage, tuple[int, float, int]] = {
     # concurrency, timeout (seconds; a heartbeat keeps the lease alive however long), queue depth.
@@ -134,7 +134,7 @@ def build_analyser(
         )
         return offline, None
     # Imported here: the openai package costs ~0.3 s of start-up that no other command needs.
-    from processors.openai_analyser import OpenAIAnalyser, OpenAIAnalyserConfig
+    from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
 
     stage_timeout = (configs or {}).get(Stage.AI_ANALYSIS, StageConfig()).timeout
     try:

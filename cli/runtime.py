@@ -10,8 +10,6 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from cli.errors import CliError, ExitCode
-from domain.application import LiveDashApp
-from domain.database_url import DatabaseConfig, DatabaseUrlError
 from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.companies import CompanyProjection
@@ -19,6 +17,8 @@ from projections.runner import ProjectionRunner
 from projections.schema import metadata
 from projections.status import StatusProjection
 from projections.store import create_schema, make_engine
+from store.application import LiveDashApp
+from store.database_url import DatabaseConfig, DatabaseUrlError
 
 INIT_HINT = "run `livedash init` first (with the same --database-url)"
 

@@ -23,7 +23,7 @@ from projections.store import money_sum
 asess = analytics_sessions
 
 OFFLINE_PROVIDER = "offline"
-"""The provider the offline analyser records (``processors.offline_analyser.PROVIDER``; this
+"""The provider the offline analyser records (``processors.ai.offline.PROVIDER``; this
 layer does not import processors)."""
 
 

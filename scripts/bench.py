@@ -50,7 +50,7 @@ from domain.history import describe
 from domain.session import Session
 from domain.stages import WORKER_STAGES, Status
 from processors.clock import utc_now
-from processors.csv_import import file_reader, run_import
+from processors.ingest.importer import file_reader, run_import
 from projections.queries import overview, status_report
 
 SIZES: dict[str, dict[str, Any]] = {

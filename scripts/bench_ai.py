@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.payloads import AIUsage
 from domain.transcript import Message
-from processors.analysis import AnalysisInputs
-from processors.base import WorkContext
-from processors.openai_analyser import OpenAIAnalyser, OpenAIAnalyserConfig
-from processors.ratelimit import ModelLimits, RateLimiter
+from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.ratelimit import ModelLimits, RateLimiter
+from processors.stages.analysis import AnalysisInputs
+from processors.stages.base import WorkContext
 from tests.openai_server import FakeOpenAI
 
 MODEL = "gpt-4o-mini"

@@ -20,9 +20,9 @@ from uuid import UUID, uuid4
 from benchlib import database
 
 from cli.runtime import Runtime
-from domain.application import LiveDashApp
 from domain.company import Company, ImportRun
 from processors.clock import utc_now
+from store.application import LiveDashApp
 
 
 def fold(app: LiveDashApp, company_id: UUID) -> Company:

@@ -27,7 +27,7 @@ from benchlib import pg_database
 
 from cli.runtime import Runtime
 from processors.clock import utc_now
-from processors.legacy_migration import MigrationOptions, catch_up, migrate_legacy
+from processors.legacy.migration import MigrationOptions, catch_up, migrate_legacy
 from tests.legacy_schema import create_schema
 
 FILL = """

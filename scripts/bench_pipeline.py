@@ -28,10 +28,10 @@ from domain.company import Company
 from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import utc_now
-from processors.csv_import import file_reader, run_import
-from processors.daemon import Daemon, DaemonConfig
-from processors.notify import PgListener
-from processors.reporting import JsonLogReporter
+from processors.ingest.importer import file_reader, run_import
+from processors.runtime.daemon import Daemon, DaemonConfig
+from processors.runtime.reporting import JsonLogReporter
+from projections.notify import PgListener
 from projections.queries import overview
 from projections.schema import sessions as sessions_table
 

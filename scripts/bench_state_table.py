@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from domain.database_url import DatabaseConfig
+from store.database_url import DatabaseConfig
 
 TABLE = "BenchSessionProcessingStatus"
 STAGES = (

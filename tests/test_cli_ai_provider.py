@@ -113,7 +113,7 @@ def test_offline_chosen_explicitly_is_announced_too(livedash: Livedash, tmp_path
 
 
 def test_the_offline_label_is_the_one_reports_count() -> None:
-    from processors.offline_analyser import PROVIDER
+    from processors.ai.offline import PROVIDER
     from projections.analytics_queries import OFFLINE_PROVIDER
 
     assert PROVIDER == OFFLINE_PROVIDER

@@ -14,7 +14,7 @@ import pytest
 from cli.errors import ExitCode
 from domain.company import Company, CredentialRef
 from domain.errors import CompanyError
-from processors.csv_source import CsvSource, SourceError
+from processors.ingest.source import CsvSource, SourceError
 from tests.conftest import CliResult, Livedash
 from tests.factories import T0
 from tests.servers import RouteServer, redirect, text

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from domain.application import LiveDashApp
 from domain.company import Company, CompanyStatus, ImportRun
 from domain.csv_rows import RowRejection
 from projections.queries import list_import_runs
+from store.application import LiveDashApp
 from tests.factories import Clock
 from tests.harness import runtime
 

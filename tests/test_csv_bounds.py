@@ -25,7 +25,7 @@ from domain.csv_rows import (
     SourceRow,
     choose_encoding,
 )
-from processors.csv_source import CsvSource, SourceError, read_local
+from processors.ingest.source import CsvSource, SourceError, read_local
 from tests.conftest import CliResult, Livedash
 from tests.factories import Clock
 from tests.servers import Route, RouteServer, huge

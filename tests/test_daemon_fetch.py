@@ -21,11 +21,11 @@ from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session, session_id_for
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors import csv_import
 from processors.clock import utc_now
-from processors.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
-from processors.reporting import JsonLogReporter
-from processors.retry import RetryPolicy
+from processors.ingest import importer as csv_import
+from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.reporting import JsonLogReporter
+from processors.runtime.retry import RetryPolicy
 from tests.harness import runtime
 from tests.servers import RouteServer, hang, huge, redirect, status, text, throttled
 

@@ -20,10 +20,10 @@ from domain.company import Company
 from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import utc_now
-from processors.daemon import Daemon, DaemonConfig, DaemonSummary, InFlight, StageConfig
-from processors.fetch import FetchSettings, TranscriptFetchProcessor
-from processors.netguard import AllowList
-from processors.reporting import JsonLogReporter
+from processors.net.netguard import AllowList
+from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, InFlight, StageConfig
+from processors.runtime.reporting import JsonLogReporter
+from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.schema import sessions
 from tests.factories import row
 from tests.harness import runtime

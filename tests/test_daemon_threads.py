@@ -14,8 +14,8 @@ from domain.company import Company
 from domain.session import Session
 from domain.stages import Stage
 from processors.clock import utc_now
-from processors.daemon import Daemon, DaemonConfig
-from processors.reporting import JsonLogReporter
+from processors.runtime.daemon import Daemon, DaemonConfig
+from processors.runtime.reporting import JsonLogReporter
 from tests.factories import row
 from tests.harness import runtime
 

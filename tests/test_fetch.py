@@ -20,9 +20,14 @@ from domain.company import Company, CredentialRef
 from domain.payloads import FetchedTranscript
 from domain.session import Session
 from domain.stages import Stage, Status
-from processors.base import StageError
-from processors.fetch import FetchInputs, FetchSettings, TranscriptFetchProcessor, resolve_url
-from processors.netguard import AllowList, is_internal
+from processors.net.netguard import AllowList, is_internal
+from processors.stages.base import StageError
+from processors.stages.fetch import (
+    FetchInputs,
+    FetchSettings,
+    TranscriptFetchProcessor,
+    resolve_url,
+)
 from tests.factories import COMPANY, T0, row
 from tests.servers import Route, RouteServer, hang, huge, redirect, status, text, throttled
 

@@ -16,14 +16,14 @@ import pytest
 
 from domain.company import Company, CredentialRef
 from domain.session import Session
-from processors.base import StageError, WorkReleased
-from processors.fetch import (
+from processors.net.netguard import AllowList, Lookups
+from processors.stages.base import StageError, WorkReleased
+from processors.stages.fetch import (
     HOST_BUSY,
     FetchInputs,
     FetchSettings,
     TranscriptFetchProcessor,
 )
-from processors.netguard import AllowList, Lookups
 from tests.factories import T0, row
 from tests.servers import Route, RouteServer, redirect, text
 

@@ -7,7 +7,7 @@ import gc
 import threading
 import weakref
 
-from processors.heap import DAEMON_THRESHOLDS, daemon_heap
+from processors.runtime.heap import DAEMON_THRESHOLDS, daemon_heap
 
 
 def test_thresholds_apply_inside_and_are_restored_after() -> None:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from processors.base import StageError
-from processors.fetch import FetchInputs, FetchSettings, TranscriptFetchProcessor
-from processors.http_get import HttpGetClient
-from processors.netguard import AllowList, check_host
+from processors.net.http_get import HttpGetClient
+from processors.net.netguard import AllowList, check_host
+from processors.stages.base import StageError
+from processors.stages.fetch import FetchInputs, FetchSettings, TranscriptFetchProcessor
 from tests.servers import Route, RouteServer
 
 LOOPBACK = AllowList.parse(["127.0.0.1"])

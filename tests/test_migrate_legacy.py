@@ -19,13 +19,13 @@ import pytest
 from domain.company import company_id_for
 from domain.session import Session, session_id_for
 from domain.stages import STAGE_ORDER, Stage, Status
-from processors.legacy_migration import (
+from processors.legacy.migration import (
     LegacyMigrationError,
     MigrationOptions,
     MigrationReport,
     migrate_legacy,
 )
-from processors.legacy_source import LegacySchemaError
+from processors.legacy.source import LegacySchemaError
 from projections.queries import overview
 from tests.conftest import REPO, Livedash, fresh_pg_database
 from tests.harness import runtime
@@ -786,7 +786,7 @@ def test_cli_migration_then_the_daemon_finishes_the_work(
 
 
 def _unit(statuses: dict[str, tuple[str, int]], requests: int = 0) -> Any:
-    from processors.legacy_records import (
+    from processors.legacy.records import (
         LegacyAIRequest,
         LegacyCompany,
         LegacyImport,
@@ -837,7 +837,7 @@ def _unit(statuses: dict[str, tuple[str, int]], requests: int = 0) -> Any:
 
 
 def _build(unit: Any) -> tuple[Session, Any]:
-    from processors.legacy_build import build_session, prepare
+    from processors.legacy.build import build_session, prepare
 
     p = prepare(unit, "UTC")
     return build_session(p, company_id_for("Acme"), "UTC", NOW), p

@@ -25,9 +25,7 @@ from hypothesis import strategies as st
 from domain.analysis import Category, SessionAnalysis
 from domain.payloads import AIUsage
 from domain.transcript import Message, parse_transcript
-from processors.analysis import AnalysisInputs
-from processors.base import StageError, WorkContext, WorkReleased
-from processors.openai_analyser import (
+from processors.ai.openai_client import (
     PROMPT_VERSION,
     SESSION_SCHEMA,
     OpenAIAnalyser,
@@ -41,8 +39,10 @@ from processors.openai_analyser import (
     transcript_budget,
     validate,
 )
-from processors.pricing import PriceTable, cost
-from processors.ratelimit import ModelLimits, RateLimiter
+from processors.ai.pricing import PriceTable, cost
+from processors.ai.ratelimit import ModelLimits, RateLimiter
+from processors.stages.analysis import AnalysisInputs
+from processors.stages.base import StageError, WorkContext, WorkReleased
 from tests.openai_server import (
     FakeOpenAI,
     Reply,
@@ -665,7 +665,7 @@ def test_an_unknown_model_costs_none_with_a_warning(
     server.script([ok(model="llama3.1:8b"), ok(model="llama3.1:8b")])
     rec = Recorder()
     analyser = make()
-    with caplog.at_level(logging.WARNING, logger="processors.openai_analyser"):
+    with caplog.at_level(logging.WARNING, logger="processors.ai.openai_client"):
         out = analyser(inputs(model="llama3.1:8b"), rec.ctx)
         analyser(inputs(model="llama3.1:8b"), rec.ctx)
     assert [u.cost_eur for u in rec.usages] == [None, None]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.pricing import (
+from processors.ai.pricing import (
     DEFAULT_USD_TO_EUR,
     SHIPPED_PRICES,
     Price,

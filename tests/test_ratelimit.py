@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from processors.ratelimit import ModelLimits, RateLimiter, RateLimitWait, parse_limits
+from processors.ai.ratelimit import ModelLimits, RateLimiter, RateLimitWait, parse_limits
 
 
 def admit_for(limiter: RateLimiter, model: str, seconds: float, threads: int, tokens: int = 0):

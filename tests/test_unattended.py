@@ -22,13 +22,13 @@ from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.analysis import AnalysisProcessor
+from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.clock import utc_now
-from processors.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
-from processors.openai_analyser import OpenAIAnalyser, OpenAIAnalyserConfig
-from processors.ratelimit import ModelLimits, RateLimiter
-from processors.reporting import JsonLogReporter
-from processors.retry import RetryPolicy
+from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.reporting import JsonLogReporter
+from processors.runtime.retry import RetryPolicy
+from processors.stages.analysis import AnalysisProcessor
 from projections.analytics_queries import Period, costs
 from tests.factories import row
 from tests.harness import runtime
@@ -346,7 +346,7 @@ def test_the_event_store_pool_retries_a_lost_connection_at_least_every_two_secon
     # back 56 s after the database did (scripts/measure_unattended.py). Now 0.2-0.4 s.
     import psycopg_pool.pool
 
-    from domain.pg_recorder import CappedReconnectBackoff
+    from store.pg_recorder import CappedReconnectBackoff
 
     assert psycopg_pool.pool.AttemptWithBackoff is CappedReconnectBackoff
     attempt = CappedReconnectBackoff(timeout=300)

@@ -23,25 +23,25 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from domain.application import LiveDashApp
 from domain.company import Company, CompanyStatus, company_id_for
-from domain.database_url import DatabaseConfig
 from domain.errors import CompanyError
 from domain.session import Session, session_id_for
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
 from processors.clock import Clock
-from processors.legacy_build import (
+from processors.legacy.build import (
     INTERRUPTED,
     Prepared,
     build_session,
     external_id_of,
     prepare,
 )
-from processors.legacy_records import LegacyCompany, LegacyUnit, UnitKey
-from processors.legacy_source import LegacySource
+from processors.legacy.records import LegacyCompany, LegacyUnit, UnitKey
+from processors.legacy.source import LegacySource
 from projections.runner import ProjectionRunner
 from projections.schema import metadata as projection_metadata
 from projections.schema import session_stage_status as sss
+from store.application import LiveDashApp
+from store.database_url import DatabaseConfig
 
 MAX_PROBLEM_EXAMPLES = 100
 

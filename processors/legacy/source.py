@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from processors.legacy_records import (
+from processors.legacy.records import (
     LegacyAIRequest,
     LegacyCompany,
     LegacyImport,

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.stages import READY_WHEN_PREVIOUS, STAGE_ORDER, WORKER_STAGES, Stage, Status
-from processors.legacy_records import LegacyUnit
+from processors.legacy.records import LegacyUnit
 
 REASON_NO_URL = "no transcript URL in original import"
 REASON_NO_CONTENT = "no transcript content available"

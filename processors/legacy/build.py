@@ -45,8 +45,7 @@ from domain.questions import normalise_questions
 from domain.session import Session
 from domain.stages import READY_WHEN_PREVIOUS, WORKER_STAGES, Stage, Status
 from domain.transcript import ROLE_ALIASES, ROLES, Message
-from processors.creation import build_fields
-from processors.legacy_plan import (
+from processors.legacy.plan import (
     Plans,
     StagePlan,
     has_analysis,
@@ -56,7 +55,8 @@ from processors.legacy_plan import (
     transcript_text,
     transcript_url,
 )
-from processors.legacy_records import LegacyUnit
+from processors.legacy.records import LegacyUnit
+from processors.stages.creation import build_fields
 
 WORKER = "legacy-migration"
 SOURCE = "livedash-node migration"

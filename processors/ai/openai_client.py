@@ -1,6 +1,7 @@
 """The AI_ANALYSIS analyser for OpenAI and OpenAI-compatible servers (§6, §14 items 16–27).
 
-`OpenAIAnalyser(config)` is a `processors.analysis.Analyser`: ``(inputs, ctx) -> AnalysisOutput``.
+`OpenAIAnalyser(config)` is a `processors.stages.analysis.Analyser`:
+``(inputs, ctx) -> AnalysisOutput``.
 One instance (one `openai.OpenAI` client, thread-safe) serves every worker thread.
 
 What it does for one attempt:
@@ -49,11 +50,11 @@ from pydantic import BaseModel, ValidationError
 from domain.analysis import Category, Sentiment, SessionAnalysis
 from domain.payloads import AIRequestIntent, AIUsage
 from domain.transcript import Message
-from processors.analysis import AnalysisInputs, AnalysisOutput
-from processors.base import StageError, WorkContext, WorkReleased
+from processors.ai.pricing import DEFAULT_USD_TO_EUR, PriceTable, cost, parse_eur_rate
+from processors.ai.ratelimit import RateLimiter, RateLimitWait, parse_limits
 from processors.clock import Clock, utc_now
-from processors.pricing import DEFAULT_USD_TO_EUR, PriceTable, cost, parse_eur_rate
-from processors.ratelimit import RateLimiter, RateLimitWait, parse_limits
+from processors.stages.analysis import AnalysisInputs, AnalysisOutput
+from processors.stages.base import StageError, WorkContext, WorkReleased
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from domain.payloads import SessionFields
 from domain.session import Session
 from domain.stages import Stage
 from domain.transcript import Message, TranscriptParseError, parse_transcript, user_message_count
-from processors.base import StageError, WorkContext
+from processors.stages.base import StageError, WorkContext
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import select
 
-from domain.application import LiveDashApp
 from domain.company import MAX_REJECTIONS_KEPT, Company, ImportRun, import_warning
 from domain.csv_rows import (
     CsvFormatError,
@@ -32,7 +31,7 @@ from domain.csv_rows import (
 )
 from domain.session import Session, session_id_for
 from processors.clock import Clock
-from processors.csv_source import (
+from processors.ingest.source import (
     DEFAULT_MAX_CSV_BYTES,
     DEFAULT_MAX_SECONDS,
     CsvSource,
@@ -44,6 +43,7 @@ from projections.queries import fingerprints
 from projections.runner import ProjectionRunner
 from projections.schema import companies
 from projections.status import StatusProjection
+from store.application import LiveDashApp
 
 Progress = Callable[[int], None]
 

@@ -27,8 +27,8 @@ import httpx
 
 from domain.company import Company
 from domain.urls import format_origin, has_userinfo, origin_of, redact, refuse_userinfo
-from processors.credentials import CredentialError, resolve_password
-from processors.fetch import is_local_source, is_loopback, local_path
+from processors.net.credentials import CredentialError, resolve_password
+from processors.stages.fetch import is_local_source, is_loopback, local_path
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 DEFAULT_MAX_CSV_BYTES = 1 << 30

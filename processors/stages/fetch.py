@@ -29,11 +29,11 @@ from domain.payloads import FetchedTranscript
 from domain.session import Session
 from domain.stages import Stage
 from domain.urls import Origin, format_origin, has_userinfo, origin_of, redact, without_userinfo
-from processors.base import StageError, WorkContext, WorkReleased
 from processors.clock import utc_now
-from processors.credentials import CredentialError, resolve_password
-from processors.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
-from processors.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
+from processors.net.credentials import CredentialError, resolve_password
+from processors.net.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
+from processors.net.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
+from processors.stages.base import StageError, WorkContext, WorkReleased
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 

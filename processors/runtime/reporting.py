@@ -12,7 +12,7 @@ from domain.session import Session
 from domain.stages import Stage
 
 if TYPE_CHECKING:
-    from processors.daemon import DaemonSummary
+    from processors.runtime.daemon import DaemonSummary
 
 
 def memory_mb() -> dict[str, float]:

@@ -89,7 +89,7 @@ class DatabaseConfig:
                 POSTGRES_MAX_OVERFLOW="8",
                 POSTGRES_LOCK_TIMEOUT="10",
                 POSTGRES_CONNECT_TIMEOUT="5",
-                APPLICATION_RECORDER_TOPIC="domain.pg_recorder:CopyPostgresApplicationRecorder",
+                APPLICATION_RECORDER_TOPIC="store.pg_recorder:CopyPostgresApplicationRecorder",
             )
             if self.schema:
                 env["POSTGRES_SCHEMA"] = self.schema

@@ -36,22 +36,22 @@ from uuid import UUID
 
 from eventsourcing.persistence import Recording
 
-from domain.application import LiveDashApp
 from domain.company import Company
 from domain.errors import DomainError
 from domain.payloads import AIRequestIntent, AIUsage
 from domain.session import LEASE_EXPIRED, Session
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.base import StageError, StageProcessor, WorkContext, WorkReleased
 from processors.clock import Clock
-from processors.heap import daemon_heap
-from processors.outage import is_database_unavailable
-from processors.reporting import Reporter
-from processors.retry import RetryPolicy
-from processors.workpool import WorkPool
+from processors.runtime.heap import daemon_heap
+from processors.runtime.outage import is_database_unavailable
+from processors.runtime.reporting import Reporter
+from processors.runtime.retry import RetryPolicy
+from processors.runtime.workpool import WorkPool
+from processors.stages.base import StageError, StageProcessor, WorkContext, WorkReleased
 from projections.runner import Event, ProjectionRunner
 from projections.status import Known, StatusProjection, known
 from projections.work import due_work, next_wakeup, running_elsewhere
+from store.application import LiveDashApp
 
 STATUS = StatusProjection.name
 
@@ -109,7 +109,7 @@ class DaemonConfig:
     idle_horizon: float = 60.0
     grace_seconds: float = 30.0
     tune_gc: bool = True
-    """Collect garbage less often while running (see processors/heap.py)."""
+    """Collect garbage less often while running (see processors/runtime/heap.py)."""
     projection_defer: int = 1
     """Turns the status projection may wait with this daemon's own events while no one else
     writes: one page then carries two turns, and a stage started in one and finished in the
@@ -602,7 +602,7 @@ class Daemon:
         self.reporter.event("started", session, stage, attempt)
         # A weak reference: the future must not point back at the flight that holds it, or
         # every flight (with its session, transcript and parsed messages) is a cycle that
-        # only the garbage collector frees - and the daemon runs it rarely (processors/heap.py).
+        # only the garbage collector frees - and the daemon runs it rarely (runtime/heap.py).
         flight.future.add_done_callback(functools.partial(self._done, weakref.ref(flight)))
 
     # -------------------------------------------------------- paid requests

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from domain.database_url import DatabaseConfig
+from store.database_url import DatabaseConfig
 
 
 class PgListener:

@@ -14,8 +14,8 @@ from domain.questions import normalise_questions
 from domain.session import Session
 from domain.stages import Stage, Status
 from domain.transcript import Message
-from processors import offline_analyser
-from processors.base import WorkContext
+from processors.ai import offline as offline_analyser
+from processors.stages.base import WorkContext
 
 
 @dataclass(frozen=True)
