@@ -17,7 +17,7 @@ from domain.company import Company
 from domain.stages import WORKER_STAGES, Stage, Status
 from processors.clock import utc_now
 from processors.ingest.importer import file_reader, run_import
-from processors.runtime.daemon import DaemonConfig
+from processors.runtime.config import DaemonConfig
 from projections.queries import list_sessions
 
 DEMO_COMPANY = "Demo Retail BV"

@@ -21,8 +21,10 @@ from processors.clock import utc_now
 from processors.ingest.importer import CsvSchedule
 from processors.ingest.source import CsvSource
 from processors.net.netguard import AllowList
-from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.config import DaemonConfig, StageConfig
+from processors.runtime.daemon import Daemon
 from processors.runtime.reporting import JsonLogReporter, Reporter, TerminalReporter
+from processors.runtime.summary import DaemonSummary
 from processors.stages.analysis import (
     Analyser,
     AnalysisProcessor,

@@ -53,11 +53,10 @@ class Session(Aggregate):
         TOPIC = "livedash:Session.Event"
         origin: dict[str, Any] | None = field(default=None, kw_only=True)
 
-    class Imported(Aggregate.Created):
+    class Imported(Event, Aggregate.Created):
         """CSV_IMPORT completed: a row became a session; the other stages are PENDING."""
 
         TOPIC = "livedash:Session.Imported"
-        origin: dict[str, Any] | None = field(default=None, kw_only=True)
         company_id: UUID
         external_id: str
         row: SourceRow

@@ -50,13 +50,15 @@ class Lag:
     updated_at: datetime | None
 
 
-PageListener = Callable[[str, Sequence[Event]], None]
-
-
 @dataclass(frozen=True)
 class Page:
     notifications: Sequence[Notification]
     events: list[Event]
+
+
+PageListener = Callable[[str, int, Page], None]
+"""Called with the projection's name, the position the page started after, and the page,
+on the thread that applied it, once its transaction has committed."""
 
 
 class ProjectionRunner:
@@ -104,6 +106,25 @@ class ProjectionRunner:
 
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+    def applied_position(self, name: str) -> int | None:
+        """Where this runner last left the projection (None before its first page): no query."""
+        return self._applied_to.get(name)
+
+    def read_events(self, name: str, after: int, upto: int) -> list[Event]:
+        """The projection's events in ``(after, upto]``, read from the log in pages: what
+        another runner applied while this one looked away."""
+        found: list[Event] = []
+        while after < upto:
+            page = self._read(name, after)
+            for n, event in zip(page.notifications, page.events, strict=True):
+                if n.id > upto:
+                    return found
+                found.append(event)
+            if len(page.notifications) < self.page_size:
+                break
+            after = page.notifications[-1].id
+        return found
 
     # --------------------------------------------------------------- applying
     def catch_up(self, names: Sequence[str] | None = None, max_pages: int | None = None) -> int:
@@ -252,7 +273,7 @@ class ProjectionRunner:
             projection.apply(conn, page.events)
         self._applied_to[name] = page.notifications[-1].id
         for listener in self.listeners:
-            listener(name, page.events)
+            listener(name, start, page)
         return True
 
     def _advance(self, conn: Connection, name: str, old: int, new: int, count: int) -> bool:

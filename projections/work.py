@@ -1,16 +1,19 @@
-"""Queries the daemon asks of the status projection: what is due, what runs, what wakes next."""
+"""Queries the daemon asks of the read side: which companies there are, what is due, what
+runs, what wakes next."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, Engine, and_, exists, func, select
 from sqlalchemy.orm import aliased
 
 from domain.stages import READY_WHEN_PREVIOUS, Stage, Status
 from projections.ready import QUEUED
+from projections.schema import companies as companies_table
 from projections.schema import session_stage_status as sss
 from projections.schema import stage_ready
 
@@ -109,3 +112,48 @@ def next_wakeup(
     ).scalar()
     candidates = [t for t in (retry, lease) if t is not None]
     return min(candidates) if candidates else None
+
+
+def company_statuses(conn: Connection) -> dict[UUID, str]:
+    """Every registered company and its status (ACTIVE, SUSPENDED, ...)."""
+    rows = conn.execute(select(companies_table.c.company_id, companies_table.c.status)).all()
+    return {r[0]: r[1] for r in rows}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Whether a daemon with nothing in hand may call itself idle."""
+
+    due: bool
+    running_elsewhere: int
+    wake_at: datetime | None
+
+
+class WorkQueries:
+    """The daemon's questions, each on one short connection of the projection store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def company_statuses(self) -> dict[UUID, str]:
+        with self.engine.connect() as conn:
+            return company_statuses(conn)
+
+    def due(
+        self, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID], limit: int
+    ) -> dict[Stage, list[UUID]]:
+        if not companies:
+            return {}
+        with self.engine.connect() as conn:
+            return {s: due_work(conn, s, now, companies, limit) for s in stages}
+
+    def standing(
+        self, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID]
+    ) -> Standing:
+        with self.engine.connect() as conn:
+            if any(due_work(conn, s, now, companies, 1) for s in stages):
+                return Standing(True, 0, None)
+            running = running_elsewhere(conn, stages, now, companies)
+            if running:
+                return Standing(False, running, None)
+            return Standing(False, 0, next_wakeup(conn, stages, now, companies))

@@ -29,7 +29,8 @@ from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import utc_now
 from processors.ingest.importer import file_reader, run_import
-from processors.runtime.daemon import Daemon, DaemonConfig
+from processors.runtime.config import DaemonConfig
+from processors.runtime.daemon import Daemon
 from processors.runtime.reporting import JsonLogReporter
 from projections.notify import PgListener
 from projections.queries import overview

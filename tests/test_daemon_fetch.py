@@ -23,9 +23,11 @@ from domain.session import Session, session_id_for
 from domain.stages import WORKER_STAGES, Stage, Status
 from processors.clock import utc_now
 from processors.ingest import importer as csv_import
-from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.config import DaemonConfig, StageConfig
+from processors.runtime.daemon import Daemon
 from processors.runtime.reporting import JsonLogReporter
 from processors.runtime.retry import RetryPolicy
+from processors.runtime.summary import DaemonSummary
 from tests.harness import runtime
 from tests.servers import RouteServer, hang, huge, redirect, status, text, throttled
 

@@ -21,8 +21,11 @@ from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import utc_now
 from processors.net.netguard import AllowList
-from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, InFlight, StageConfig
+from processors.runtime.config import DaemonConfig, StageConfig
+from processors.runtime.daemon import Daemon
+from processors.runtime.flight import InFlight
 from processors.runtime.reporting import JsonLogReporter
+from processors.runtime.summary import DaemonSummary
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.schema import sessions
 from tests.factories import row

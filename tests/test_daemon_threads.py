@@ -1,5 +1,5 @@
 """A runner is shared: a scheduled import catches up on its own thread and so calls the
-daemon's page listener there. The daemon's queues must still only change on its loop."""
+daemon's local feed there. The daemon's queues must still only change on its loop."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from domain.company import Company
 from domain.session import Session
 from domain.stages import Stage
 from processors.clock import utc_now
-from processors.runtime.daemon import Daemon, DaemonConfig
+from processors.runtime.config import DaemonConfig
+from processors.runtime.daemon import Daemon
 from processors.runtime.reporting import JsonLogReporter
 from tests.factories import row
 from tests.harness import runtime
@@ -36,7 +37,7 @@ def test_pages_applied_on_another_thread_reach_the_queues_through_the_loop(
             utc_now,
             JsonLogReporter(io.StringIO()),
         )
-        daemon._loop_thread = threading.get_ident()  # as run() does, without the loop
+        daemon.feed.own_thread()  # as run() does, without the loop
         daemon.wake.clear()
         sessions = [
             Session.import_row(company.id, row(external_id=f"s{i}"), "x.csv", utc_now())
@@ -49,9 +50,9 @@ def test_pages_applied_on_another_thread_reach_the_queues_through_the_loop(
         importer.join(60)
         assert not importer.is_alive(), "catch_up did not return"
 
-        queue = daemon.candidates[Stage.TRANSCRIPT_FETCH]
-        assert not queue, "another thread changed the loop's queue"
+        assert not daemon.candidates, "another thread changed the loop's queue"
         assert daemon.wake.is_set(), "the loop was not woken for the new pages"
-        assert not daemon._idle(), "pages waiting for the loop, yet idle"
-        daemon._take_pages()
-        assert set(queue) == {s.id for s in sessions}
+        assert not daemon.idle(), "pages waiting for the loop, yet idle"
+        daemon.follow_log()
+        assert set(daemon.candidates.queued(Stage.TRANSCRIPT_FETCH)) == {s.id for s in sessions}
+        daemon.feed.close()

@@ -28,9 +28,11 @@ from domain.stages import WORKER_STAGES, Stage, Status
 from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
 from processors.clock import utc_now
 from processors.ingest import importer as csv_import
-from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.config import DaemonConfig, StageConfig
+from processors.runtime.daemon import Daemon
 from processors.runtime.reporting import JsonLogReporter
 from processors.runtime.retry import RetryPolicy
+from processors.runtime.summary import DaemonSummary
 from processors.stages.analysis import AnalysisProcessor
 from tests.harness import runtime
 from tests.openai_server import (

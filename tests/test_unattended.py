@@ -25,9 +25,11 @@ from domain.stages import WORKER_STAGES, Stage, Status
 from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
 from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.clock import utc_now
-from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
+from processors.runtime.config import DaemonConfig, StageConfig
+from processors.runtime.daemon import Daemon
 from processors.runtime.reporting import JsonLogReporter
 from processors.runtime.retry import RetryPolicy
+from processors.runtime.summary import DaemonSummary
 from processors.stages.analysis import AnalysisProcessor
 from projections.analytics_queries import Period, costs
 from tests.factories import row

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import select
-
 from domain.company import MAX_REJECTIONS_KEPT, Company, ImportRun, import_warning
 from domain.csv_rows import (
     CsvFormatError,
@@ -41,8 +39,8 @@ from processors.ingest.source import (
 )
 from projections.queries import fingerprints
 from projections.runner import ProjectionRunner
-from projections.schema import companies
 from projections.status import StatusProjection
+from projections.work import company_statuses
 from store.application import LiveDashApp
 
 Progress = Callable[[int], None]
@@ -348,8 +346,8 @@ class CsvSchedule:
         now = time.monotonic()
         due = []
         with self.runner.engine.connect() as conn:
-            rows = conn.execute(select(companies.c.company_id, companies.c.status)).all()
-        for company_id, status in rows:
+            statuses = company_statuses(conn)
+        for company_id, status in statuses.items():
             if status != "ACTIVE":
                 continue
             if now - self.last_run.get(company_id, -1e18) >= self.interval:

@@ -36,3 +36,47 @@ def is_database_unavailable(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def short_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+class Outage:
+    """The daemon's view of a database outage: since when, when to try again (backing off),
+    and when to say it is still going on."""
+
+    def __init__(self, reconnect_max: float, log_interval: float) -> None:
+        self.reconnect_max = reconnect_max
+        self.log_interval = log_interval
+        self.since: float | None = None
+        self.retry_at = 0.0
+        self._backoff = 0.5
+        self._last_log = 0.0
+
+    @property
+    def offline(self) -> bool:
+        return self.since is not None
+
+    def failed(self, now: float) -> str | None:
+        """A try failed at ``now``: "began" for a new outage, "ongoing" when it is time to
+        say so again, None otherwise. Schedules the next try."""
+        said: str | None = None
+        if self.since is None:
+            self.since = now
+            self._last_log = now
+            self._backoff = 0.5
+            said = "began"
+        elif now - self._last_log >= self.log_interval:
+            self._last_log = now
+            said = "ongoing"
+        self.retry_at = now + self._backoff
+        self._backoff = min(self.reconnect_max, self._backoff * 2)
+        return said
+
+    def ended(self, now: float) -> float:
+        """The database answered: how long it was away."""
+        away = now - (self.since if self.since is not None else now)
+        self.since = None
+        return away

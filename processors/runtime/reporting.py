@@ -6,13 +6,11 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from domain.session import Session
 from domain.stages import Stage
-
-if TYPE_CHECKING:
-    from processors.runtime.daemon import DaemonSummary
+from processors.runtime.summary import DaemonSummary
 
 
 def memory_mb() -> dict[str, float]:
