@@ -39,9 +39,10 @@ from processors.runtime.candidates import Candidates
 from processors.runtime.config import DaemonConfig
 from processors.runtime.flight import InFlight, Outcome
 from processors.runtime.heap import daemon_heap
+from processors.runtime.heartbeat import Heartbeat
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome
-from processors.runtime.paid_calls import PaidCall, PaidCalls, settle
+from processors.runtime.paid_calls import PaidCalls
 from processors.runtime.reporting import Reporter
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
@@ -91,11 +92,17 @@ class Daemon:
         self._stopping = False
         self._lost: list[Outcome] = []
         """Outcomes whose session another writer changed first: applied anew next turn."""
-        self._recheck: list[InFlight] = []
-        """Flights whose heartbeat lost a race: is the claim still theirs?"""
+        self.heartbeat = Heartbeat(
+            config,
+            list(self.processors),
+            clock,
+            self.writes,
+            app.find_session,
+            self._give_up,
+            reporter,
+        )
         self._last_level = 0.0
         self._last_others = 0.0
-        self._next_heartbeat = 0.0
 
     # ------------------------------------------------------------- control
     def request_stop(self) -> None:
@@ -182,7 +189,7 @@ class Daemon:
         if running:
             wait = min(wait, max(0.01, min(running) - now))
         if self.in_flight:
-            wait = min(wait, max(0.01, self._next_heartbeat - now))
+            wait = min(wait, max(0.01, self.heartbeat.next_at - now))
         return wait
 
     # ------------------------------------------------------------- outages
@@ -240,7 +247,7 @@ class Daemon:
         self.follow_log()
         self._collect_results()
         self._gather()
-        self._heartbeat()
+        self.heartbeat.beat(self.in_flight)
         self.writes.flush()
         if not self._stopping:
             now_mono = time.monotonic()
@@ -377,130 +384,17 @@ class Daemon:
     def _gather(self) -> None:
         """Applies the paid requests and answers that came in to their sessions, to be stored
         with this turn's write. Intents are refused while nothing can be recorded."""
-        calls = self.paid.take()
-        applied: list[PaidCall] = []
-        sessions: list[Session] = []
-        for i, call in enumerate(calls):
-            if call.intent is not None and call.done.running() is False:
-                if self.offline or self._stopping:
-                    if call.done.set_running_or_notify_cancel():
-                        call.done.set_exception(WorkReleased(self._why_not_start() or "stopped"))
-                    continue
-                if not call.done.set_running_or_notify_cancel():
-                    continue  # its worker gave up waiting: not sent, not recorded
-                flight = self.in_flight.get(call.key)
-                if flight is None or flight.attempt != call.attempt or flight.abandoned:
-                    settle(call, WorkReleased("its attempt was given up"))
-                    continue
-            try:
-                session = self._session_for(call)
-            except Exception:
-                self.paid.backlog.extend(calls[i:])
-                raise
-            if session is None:
-                settle(call, WorkReleased("its session is gone"))
-                continue
-            if call.intent is not None and call.fresh:
-                # Our last write of it lost a race, or its reply: stored already, send it;
-                # the claim taken over or reset meanwhile, do not.
-                state = session.stages[call.key[1]]
-                if call.intent.client_request_id in session.ai_requests:
-                    settle(call, None)
-                    continue
-                if state.status is not Status.IN_PROGRESS or state.attempt != call.attempt:
-                    settle(call, WorkReleased("its claim was taken over"))
-                    continue
-            try:
-                if call.intent is not None:
-                    session.record_ai_request(call.key[1], call.attempt, call.intent)
-                else:
-                    assert call.usage is not None
-                    session.record_ai_usage(call.key[1], call.attempt, call.usage)
-            except DomainError as e:
-                self.reporter.log("ai_call_unrecorded", session=str(session.id), error=str(e))
-                settle(call, WorkReleased(str(e)))
-                continue
-            applied.append(call)
-            sessions.append(session)
+        refusing = None
+        if self.offline or self._stopping:
+            refusing = self._why_not_start() or "stopped"
+        log = self.reporter.log
+        applied = self.paid.apply(self.in_flight, self.app.find_session, refusing, log)
         if applied:
-            self.writes.add(sessions, functools.partial(self._paid_stored, applied, sessions))
-
-    def _session_for(self, call: PaidCall) -> Session | None:
-        flight = self.in_flight.get(call.key)
-        if flight is not None and not call.fresh:
-            return flight.session
-        return self.app.find_session(call.key[0])
-
-    def _paid_stored(
-        self, calls: list[PaidCall], sessions: list[Session], saved: set[UUID]
-    ) -> None:
-        for call, session in zip(calls, sessions, strict=True):
-            if session.id in saved:
-                settle(call, None)
-            else:  # applied anew to the latest state next turn (it may be stored already)
-                call.fresh = True
-                self.paid.backlog.append(call)
-                self.reporter.log("ai_call_retried", session=str(session.id))
-
-    # ------------------------------------------------------------ heartbeat
-    def _heartbeat(self) -> None:
-        """Extends, in one write, the leases of live claims that have used a third of them."""
-        now_mono = time.monotonic()
-        if now_mono < self._next_heartbeat or not self.in_flight:
-            return
-        self._next_heartbeat = now_mono + min(
-            self.config.for_stage(s).heartbeat for s in self.processors
-        )
-        now = self.clock()
-        extended: list[InFlight] = []
-        for flight in self.in_flight.values():
-            cfg = self.config.for_stage(flight.stage)
-            if flight.abandoned or flight.lease_ends - now_mono > cfg.lease_seconds - cfg.heartbeat:
-                continue
-            try:
-                flight.session.extend_lease(
-                    flight.stage, flight.attempt, now + timedelta(seconds=cfg.lease_seconds), now
-                )
-            except DomainError:
-                continue
-            extended.append(flight)
-        self._recheck_claims()
-        if extended:
             self.writes.add(
-                [f.session for f in extended],
-                functools.partial(self._leases_stored, extended, now_mono),
+                [s for _, s in applied], functools.partial(self.paid.stored, applied, log)
             )
 
-    def _leases_stored(self, flights: list[InFlight], at: float, saved: set[UUID]) -> None:
-        for flight in flights:
-            if flight.session.id in saved:
-                lease = self.config.for_stage(flight.stage).lease_seconds
-                flight.lease_ends = max(flight.lease_ends, at + lease)
-            else:
-                self._recheck.append(flight)
-
-    def _recheck_claims(self) -> None:
-        """A heartbeat lost a race: if the attempt is still ours, go on with the latest state;
-        if someone took it over (or reset it), give it up."""
-        flights, self._recheck = self._recheck, []
-        for flight in flights:
-            if self.in_flight.get(flight.key) is not flight:
-                continue
-            fresh = self.app.find_session(flight.session.id)
-            state = fresh.stages[flight.stage] if fresh is not None else None
-            if (
-                fresh is not None
-                and state is not None
-                and state.status is Status.IN_PROGRESS
-                and state.attempt == flight.attempt
-            ):
-                flight.session = fresh
-                continue
-            self._give_up(flight)
-            self.reporter.event(
-                "claim_lost", flight.session, flight.stage, flight.attempt, "taken over"
-            )
-
+    # ------------------------------------------------------------ flights
     def _give_up(self, flight: InFlight) -> None:
         flight.abandoned = True
         self.in_flight.pop(flight.key, None)

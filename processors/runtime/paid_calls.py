@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from uuid import UUID
 
+from domain.errors import DomainError
 from domain.payloads import AIRequestIntent, AIUsage
-from domain.stages import Stage
+from domain.session import Session
+from domain.stages import Stage, Status
+from processors.runtime.flight import InFlight
 from processors.stages.base import WorkReleased
+
+Log = Callable[..., None]
 
 
 @dataclass
@@ -107,3 +112,74 @@ class PaidCalls:
 
     def __bool__(self) -> bool:
         return bool(self.backlog) or not self._queue.empty()
+
+    def apply(
+        self,
+        in_flight: dict[tuple[UUID, Stage], InFlight],
+        find_session: Callable[[UUID], Session | None],
+        refusing: str | None,
+        log: Log,
+    ) -> list[tuple[PaidCall, Session]]:
+        """Applies the calls that came in to their sessions, for the loop's next write; an
+        intent is refused (``refusing`` says why) while nothing could be recorded."""
+        calls = self.take()
+        applied: list[tuple[PaidCall, Session]] = []
+        for i, call in enumerate(calls):
+            if call.intent is not None and call.done.running() is False:
+                if refusing is not None:
+                    if call.done.set_running_or_notify_cancel():
+                        call.done.set_exception(WorkReleased(refusing))
+                    continue
+                if not call.done.set_running_or_notify_cancel():
+                    continue  # its worker gave up waiting: not sent, not recorded
+                flight = in_flight.get(call.key)
+                if flight is None or flight.attempt != call.attempt or flight.abandoned:
+                    settle(call, WorkReleased("its attempt was given up"))
+                    continue
+            try:
+                flight = in_flight.get(call.key)
+                if flight is not None and not call.fresh:
+                    session: Session | None = flight.session
+                else:
+                    session = find_session(call.key[0])
+            except Exception:
+                self.backlog.extend(calls[i:])
+                raise
+            if session is None:
+                settle(call, WorkReleased("its session is gone"))
+            elif self._record(call, session, log):
+                applied.append((call, session))
+        return applied
+
+    @staticmethod
+    def _record(call: PaidCall, session: Session, log: Log) -> bool:
+        if call.intent is not None and call.fresh:
+            # Our last write of it lost a race, or its reply: stored already, send it; the
+            # claim taken over or reset meanwhile, do not.
+            state = session.stages[call.key[1]]
+            if call.intent.client_request_id in session.ai_requests:
+                settle(call, None)
+                return False
+            if state.status is not Status.IN_PROGRESS or state.attempt != call.attempt:
+                settle(call, WorkReleased("its claim was taken over"))
+                return False
+        try:
+            if call.intent is not None:
+                session.record_ai_request(call.key[1], call.attempt, call.intent)
+            else:
+                assert call.usage is not None
+                session.record_ai_usage(call.key[1], call.attempt, call.usage)
+        except DomainError as e:
+            log("ai_call_unrecorded", session=str(session.id), error=str(e))
+            settle(call, WorkReleased(str(e)))
+            return False
+        return True
+
+    def stored(self, applied: list[tuple[PaidCall, Session]], log: Log, saved: set[UUID]) -> None:
+        for call, session in applied:
+            if session.id in saved:
+                settle(call, None)
+            else:  # applied anew to the latest state next turn (it may be stored already)
+                call.fresh = True
+                self.backlog.append(call)
+                log("ai_call_retried", session=str(session.id))
