@@ -302,70 +302,14 @@ class StatusProjection:
         new_sessions: list[Row],
         changed_rows: dict[UUID, Row],
     ) -> None:
-        rows = []
-        deltas: Counter[tuple[UUID, str, str]] = Counter()
-        ready: list[dict[str, Any]] = []
-        unready: dict[Stage, list[UUID]] = {}
-        for sid, t in tracked.items():
-            for stage, was in t.ready_before.items():
-                since = t.ready_now(stage)
-                if since == was:
-                    continue
-                if since is None:
-                    unready.setdefault(stage, []).append(sid)
-                else:
-                    ready.append(
-                        {"session_id": sid, "stage": stage.value, "company_id": t.company_id,
-                         "since": since}
-                    )  # fmt: skip
-            for stage in t.touched:
-                rows.append(row_from_state(sid, t, stage))
-                old = t.before[stage]
-                new = buckets(t.stages[stage])
-                if old != new:
-                    for bucket in old:
-                        deltas[(t.company_id, stage.value, bucket)] -= 1
-                    for bucket in new:
-                        deltas[(t.company_id, stage.value, bucket)] += 1
-        STAGE_ROWS.upsert(conn, rows)
-        upsert(
+        """One statement (or a few) per table for the whole page."""
+        STAGE_ROWS.upsert(
             conn,
-            pipeline_overview,
-            [
-                {"company_id": c, "stage": s, "status": st, "count": n}
-                for (c, s, st), n in sorted(deltas.items(), key=lambda kv: str(kv[0]))
-                if n
-            ],
-            ("company_id", "stage", "status"),
-            add=("count",),
+            [row_from_state(sid, t, stage) for sid, t in tracked.items() for stage in t.touched],
         )
-        if any(n < 0 for n in deltas.values()):
-            conn.execute(delete(pipeline_overview).where(pipeline_overview.c.count == 0))
-        for stage, ids in unready.items():
-            conn.execute(
-                delete(stage_ready).where(
-                    stage_ready.c.stage == stage.value, stage_ready.c.session_id.in_(ids)
-                )
-            )
-        upsert(conn, stage_ready, ready, ("session_id", "stage"))
-        SESSION_ROWS.upsert(conn, new_sessions)
-        for sid, r in changed_rows.items():
-            conn.execute(
-                update(sessions)
-                .where(sessions.c.session_id == sid)
-                .values(
-                    {
-                        c: r[_SESSION_AT[c]]
-                        for c in (
-                            "row_fingerprint",
-                            "start_time",
-                            "end_time",
-                            "transcript_url",
-                            "updated_at",
-                        )
-                    }
-                )
-            )
+        _write_overview(conn, tracked)
+        _write_ready(conn, tracked)
+        _write_sessions(conn, new_sessions, changed_rows)
 
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(stage_ready))
@@ -399,3 +343,74 @@ def _session_row(sid: UUID, company_id: UUID, row: SourceRow, at: datetime) -> R
         at,
         at,
     )
+
+
+def _write_overview(conn: Connection, tracked: dict[UUID, _Tracked]) -> None:
+    """The page's net change to each (company, stage, status) count."""
+    deltas: Counter[tuple[UUID, str, str]] = Counter()
+    for t in tracked.values():
+        for stage in t.touched:
+            old = t.before[stage]
+            new = buckets(t.stages[stage])
+            if old != new:
+                for bucket in old:
+                    deltas[(t.company_id, stage.value, bucket)] -= 1
+                for bucket in new:
+                    deltas[(t.company_id, stage.value, bucket)] += 1
+    upsert(
+        conn,
+        pipeline_overview,
+        [
+            {"company_id": c, "stage": s, "status": st, "count": n}
+            for (c, s, st), n in sorted(deltas.items(), key=lambda kv: str(kv[0]))
+            if n
+        ],
+        ("company_id", "stage", "status"),
+        add=("count",),
+    )
+    if any(n < 0 for n in deltas.values()):
+        conn.execute(delete(pipeline_overview).where(pipeline_overview.c.count == 0))
+
+
+def _write_ready(conn: Connection, tracked: dict[UUID, _Tracked]) -> None:
+    """Since when each queued stage has been ready, where that changed."""
+    ready: list[dict[str, Any]] = []
+    unready: dict[Stage, list[UUID]] = {}
+    for sid, t in tracked.items():
+        for stage, was in t.ready_before.items():
+            since = t.ready_now(stage)
+            if since == was:
+                continue
+            if since is None:
+                unready.setdefault(stage, []).append(sid)
+            else:
+                ready.append(
+                    {"session_id": sid, "stage": stage.value, "company_id": t.company_id,
+                     "since": since}
+                )  # fmt: skip
+    for stage, ids in unready.items():
+        conn.execute(
+            delete(stage_ready).where(
+                stage_ready.c.stage == stage.value, stage_ready.c.session_id.in_(ids)
+            )
+        )
+    upsert(conn, stage_ready, ready, ("session_id", "stage"))
+
+
+_CHANGED_SESSION_COLUMNS = (
+    "row_fingerprint",
+    "start_time",
+    "end_time",
+    "transcript_url",
+    "updated_at",
+)
+
+
+def _write_sessions(conn: Connection, new: list[Row], changed: dict[UUID, Row]) -> None:
+    SESSION_ROWS.upsert(conn, new)
+    for sid, r in changed.items():
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.session_id == sid)
+            .values({c: r[_SESSION_AT[c]] for c in _CHANGED_SESSION_COLUMNS})
+        )
