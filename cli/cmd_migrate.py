@@ -22,13 +22,11 @@ from cli.runtime import Runtime
 from domain.company import check_timezone
 from domain.errors import CompanyError
 from processors.clock import utc_now
-from processors.legacy.migration import (
-    LegacyMigrationError,
-    MigrationOptions,
-    MigrationReport,
-    migrate_legacy,
-)
-from processors.legacy.source import LegacyConnectionError, LegacySchemaError
+from processors.legacy.migration import migrate_legacy
+from processors.legacy.options import LegacyMigrationError, MigrationOptions
+from processors.legacy.report import MigrationReport
+from processors.legacy.source import LegacyConnectionError
+from processors.legacy.variant import LegacySchemaError
 
 
 def register(app: typer.Typer) -> None:

@@ -350,3 +350,16 @@ def fingerprints(conn: Connection, session_ids: list[UUID]) -> dict[UUID, str]:
         ).all():
             found[sid] = fp
     return found
+
+
+def stage_statuses(conn: Connection, session_ids: list[UUID]) -> dict[UUID, dict[str, str]]:
+    """Each stored session's stage -> status, read in bulk; sessions not in the projection are
+    absent (the legacy migration skips the ones an earlier run stored)."""
+    found: dict[UUID, dict[str, str]] = {}
+    for i in range(0, len(session_ids), 900):
+        chunk = session_ids[i : i + 900]
+        for sid, stage, status in conn.execute(
+            select(sss.c.session_id, sss.c.stage, sss.c.status).where(sss.c.session_id.in_(chunk))
+        ).all():
+            found.setdefault(sid, {})[stage] = status
+    return found

@@ -168,3 +168,16 @@ def check_schema(engine: Engine) -> None:
 
 def write_connection(engine: Engine) -> Connection:
     return engine.connect().execution_options(**WRITE)
+
+
+def analyze(engine: Engine) -> None:
+    """Fresh PostgreSQL planner statistics for every projection table (nothing on SQLite).
+
+    Tables filled with many rows in one go are otherwise read by sequential scans until
+    autovacuum gets to them.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {tables}")

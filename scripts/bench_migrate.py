@@ -27,7 +27,8 @@ from benchlib import pg_database
 
 from cli.runtime import Runtime
 from processors.clock import utc_now
-from processors.legacy.migration import MigrationOptions, catch_up, migrate_legacy
+from processors.legacy.migration import catch_up, migrate_legacy
+from processors.legacy.options import MigrationOptions
 from tests.legacy_schema import create_schema
 
 FILL = """

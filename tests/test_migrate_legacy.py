@@ -19,13 +19,10 @@ import pytest
 from domain.company import company_id_for
 from domain.session import Session, session_id_for
 from domain.stages import STAGE_ORDER, Stage, Status
-from processors.legacy.migration import (
-    LegacyMigrationError,
-    MigrationOptions,
-    MigrationReport,
-    migrate_legacy,
-)
-from processors.legacy.source import LegacySchemaError
+from processors.legacy.migration import migrate_legacy
+from processors.legacy.options import LegacyMigrationError, MigrationOptions
+from processors.legacy.report import MigrationReport
+from processors.legacy.variant import LegacySchemaError
 from projections.queries import overview
 from tests.conftest import REPO, Livedash, fresh_pg_database
 from tests.harness import runtime
@@ -837,7 +834,8 @@ def _unit(statuses: dict[str, tuple[str, int]], requests: int = 0) -> Any:
 
 
 def _build(unit: Any) -> tuple[Session, Any]:
-    from processors.legacy.build import build_session, prepare
+    from processors.legacy.build import build_session
+    from processors.legacy.prepare import prepare
 
     p = prepare(unit, "UTC")
     return build_session(p, company_id_for("Acme"), "UTC", NOW), p
