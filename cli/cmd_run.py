@@ -7,8 +7,10 @@ import signal
 import socket
 import sys
 import uuid
+from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,6 +35,9 @@ from processors.stages.base import StageProcessor
 from processors.stages.creation import SessionCreationProcessor
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.notify import PgListener
+
+if TYPE_CHECKING:
+    from processors.ai.config import OpenAIAnalyserConfig
 
 DEFAULTS: dict[Stage, tuple[int, float, int]] = {
     # concurrency, timeout (seconds; a heartbeat keeps the lease alive however long), queue depth.
@@ -134,11 +139,12 @@ def build_analyser(
         )
         return offline, None
     # Imported here: the openai package costs ~0.3 s of start-up that no other command needs.
-    from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+    from processors.ai.config import config_problem
+    from processors.ai.openai_client import OpenAIAnalyser
 
     stage_timeout = (configs or {}).get(Stage.AI_ANALYSIS, StageConfig()).timeout
     try:
-        config = OpenAIAnalyserConfig.from_env(
+        config = openai_config(
             st.env,
             # Two requests (one repair) and a limiter wait must end before the stage timeout.
             timeout=max(1.0, min(120.0, stage_timeout * 0.4)),
@@ -146,12 +152,53 @@ def build_analyser(
         )
     except ValueError as e:
         raise CliError(
-            f"cannot configure the OpenAI analyser: {e}",
+            f"cannot configure the OpenAI analyser: {config_problem(e)}",
             hint="check OPENAI_API_KEY and the LIVEDASH_AI_* settings, "
             "or set LIVEDASH_AI_PROVIDER=offline",
             code=ExitCode.USAGE,
         ) from None
     return OpenAIAnalyser(config), config.default_model
+
+
+def openai_config(env: Mapping[str, str], **defaults: Any) -> OpenAIAnalyserConfig:
+    """``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``LIVEDASH_AI_MODEL``,
+    ``LIVEDASH_AI_TIMEOUT``, ``LIVEDASH_AI_MAX_PROMPT_TOKENS``,
+    ``LIVEDASH_AI_MAX_OUTPUT_TOKENS``, ``LIVEDASH_USD_EUR_RATE``, ``LIVEDASH_PRICES_FILE``
+    and ``LIVEDASH_AI_RATE_LIMITS`` (``*=600/150000,gpt-4o=500/30000``: RPM/TPM), from the
+    environment the CLI read once. ``defaults`` (derived from the stage's timeout) apply
+    where the environment says nothing: an explicit ``LIVEDASH_AI_TIMEOUT`` wins."""
+    from processors.ai.config import DEFAULT_MODEL, OpenAIAnalyserConfig
+    from processors.ai.pricing import PriceTable, parse_eur_rate
+    from processors.ai.ratelimit import RateLimiter, parse_limits
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    values: dict[str, Any] = {
+        "api_key": get("OPENAI_API_KEY") or "",
+        "base_url": get("OPENAI_BASE_URL"),
+        "default_model": get("LIVEDASH_AI_MODEL") or DEFAULT_MODEL,
+        "eur_rate": parse_eur_rate(get("LIVEDASH_USD_EUR_RATE")),
+    }
+    for name, key, kind in (
+        ("LIVEDASH_AI_TIMEOUT", "timeout", float),
+        ("LIVEDASH_AI_MAX_PROMPT_TOKENS", "max_prompt_tokens", int),
+        ("LIVEDASH_AI_MAX_OUTPUT_TOKENS", "max_output_tokens", int),
+    ):
+        text = get(name)
+        if text is not None:
+            try:
+                values[key] = kind(text)
+            except ValueError:
+                raise ValueError(f"{name}={text!r} is not a number") from None
+    prices_file = get("LIVEDASH_PRICES_FILE")
+    values["prices"] = PriceTable.load(Path(prices_file) if prices_file else None)
+    limits = get("LIVEDASH_AI_RATE_LIMITS")
+    if limits:
+        per_model, default = parse_limits(limits)
+        values["limiter"] = RateLimiter(per_model, default)
+    return OpenAIAnalyserConfig(**{**defaults, **values})
 
 
 def run_daemon(

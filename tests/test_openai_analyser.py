@@ -22,24 +22,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli.cmd_run import openai_config
 from domain.analysis import Category, SessionAnalysis
 from domain.payloads import AIUsage
 from domain.transcript import Message, parse_transcript
+from processors.ai.config import OpenAIAnalyserConfig, transcript_budget
 from processors.ai.openai_client import (
-    PROMPT_VERSION,
-    SESSION_SCHEMA,
     OpenAIAnalyser,
-    OpenAIAnalyserConfig,
-    estimate_tokens,
-    fit_transcript,
     parse_duration,
-    render_message,
     retry_after_seconds,
-    system_prompt,
-    transcript_budget,
     validate,
 )
 from processors.ai.pricing import PriceTable, cost
+from processors.ai.prompt import (
+    PROMPT_VERSION,
+    SESSION_SCHEMA,
+    estimate_tokens,
+    fit_transcript,
+    render_message,
+    system_prompt,
+)
 from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.stages.analysis import AnalysisInputs
 from processors.stages.base import StageError, WorkContext, WorkReleased
@@ -744,7 +746,7 @@ def test_config_from_env(tmp_path) -> None:
     prices.write_text(
         '{"prices": [{"model": "x", "input": "1", "output": "2", "valid_from": "2024-01-01"}]}'
     )
-    cfg = OpenAIAnalyserConfig.from_env(
+    cfg = openai_config(
         {
             "OPENAI_API_KEY": "sk-1",
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
@@ -765,18 +767,15 @@ def test_config_from_env(tmp_path) -> None:
     assert cfg.prices.models == ["x"]
     assert cfg.limiter is not None
     assert cfg.limiter.limits_for("any") == ModelLimits(600, 150000)
-    defaults = OpenAIAnalyserConfig.from_env({"OPENAI_API_KEY": "sk-1"})
+    defaults = openai_config({"OPENAI_API_KEY": "sk-1"})
     # The CLI's defaults (from the stage timeout) give way to an explicit setting.
     key = {"OPENAI_API_KEY": "sk-1"}
-    assert OpenAIAnalyserConfig.from_env(key, timeout=99.0).timeout == 99.0
-    assert (
-        OpenAIAnalyserConfig.from_env({**key, "LIVEDASH_AI_TIMEOUT": "7"}, timeout=99.0).timeout
-        == 7.0
-    )
+    assert openai_config(key, timeout=99.0).timeout == 99.0
+    assert openai_config({**key, "LIVEDASH_AI_TIMEOUT": "7"}, timeout=99.0).timeout == 7.0
     assert defaults.default_model == "gpt-4o-mini" and defaults.limiter is None
     assert defaults.eur_rate == Decimal("0.92") and defaults.max_prompt_tokens == 12000
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        OpenAIAnalyserConfig.from_env({})
+        openai_config({})
     with pytest.raises(ValueError, match="no room"):
         OpenAIAnalyserConfig(api_key="k", max_prompt_tokens=1000)
     assert transcript_budget(defaults) > 9000

@@ -25,7 +25,8 @@ from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session, session_id_for
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.config import OpenAIAnalyserConfig
+from processors.ai.openai_client import OpenAIAnalyser
 from processors.clock import utc_now
 from processors.ingest import importer as csv_import
 from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig

@@ -22,7 +22,8 @@ from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.config import OpenAIAnalyserConfig
+from processors.ai.openai_client import OpenAIAnalyser
 from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.clock import utc_now
 from processors.runtime.daemon import Daemon, DaemonConfig, DaemonSummary, StageConfig
