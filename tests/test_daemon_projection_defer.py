@@ -8,8 +8,7 @@ import io
 import threading
 from datetime import timedelta
 
-from cli.cmd_run import build_processors
-from cli.context import State
+from cli.bootstrap import build_processors
 from cli.runtime import Runtime
 from cli.settings import Settings
 from domain.company import Company
@@ -26,9 +25,14 @@ STATUS = "session_status"
 
 def _daemon(rt: Runtime, url: str) -> Daemon:
     config = DaemonConfig(worker_id="t", stages=(Stage.TRANSCRIPT_FETCH,), projection_defer=1)
-    state = State(Settings(database_url=url), env={})
+    settings = Settings(database_url=url)
     daemon = Daemon(
-        rt.app, rt.runner, build_processors(state), config, utc_now, JsonLogReporter(io.StringIO())
+        rt.app,
+        rt.runner,
+        build_processors(settings, {}.get),
+        config,
+        utc_now,
+        JsonLogReporter(io.StringIO()),
     )
     daemon._loop_thread = threading.get_ident()  # as run() does, without the loop
     return daemon
