@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from cli.bootstrap import build_processors, stage_configs
 from cli.runtime import Runtime, events_table
+from cli.secrets import environment_secrets
 from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session
@@ -68,7 +69,7 @@ def _daemon(rt: Runtime, url: str, kind: str, until_idle: bool) -> Iterator[Daem
     daemon = Daemon(
         rt.app,
         rt.runner,
-        build_processors(settings, {}.get, configs),
+        build_processors(settings, environment_secrets({}), configs),
         config,
         utc_now,
         JsonLogReporter(io.StringIO()),
