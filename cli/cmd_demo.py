@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli import cmd_reports
-from cli.cmd_run import make_reporter, run_daemon, stage_configs
+from cli.bootstrap import make_reporter, run_daemon, stage_configs
 from cli.context import State, catch_up, handle_errors, state
 from cli.errors import CliError
 from cli.output import console, heading
@@ -50,7 +50,7 @@ def demo(
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     st = state(ctx)
     url = f"sqlite:///{db.resolve()}"
-    demo_state = State(st.settings.model_copy(update={"database_url": url}), st.env)
+    demo_state = State(st.settings.model_copy(update={"database_url": url}), st.secrets)
     heading("[bold]LiveDash demo")
     console.print(f"database: {db}   data: {folder}")
     with Runtime.open(url, create=True) as rt:
@@ -71,7 +71,8 @@ def demo(
             poll_interval=0.2,
             level_interval=1.0,
         )
-        run_daemon(demo_state, rt, config, None, make_reporter(WORKER_STAGES, verbose=False))
+        reporter = make_reporter(WORKER_STAGES, verbose=False)
+        run_daemon(demo_state.settings, demo_state.secrets, rt, config, None, reporter)
         catch_up(rt)
         with rt.engine.connect() as conn:
             done = list_sessions(conn, Stage.QUESTION_EXTRACTION, Status.COMPLETED, None, limit=1)

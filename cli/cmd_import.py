@@ -89,7 +89,7 @@ def import_(
         catch_up(rt)
         info = require_company(rt, company)
         company_agg = rt.app.get_company(info.company_id)
-        source = CsvSource(st.env, max_bytes=limit)
+        source = CsvSource(st.secrets, max_bytes=limit)
         read = (
             file_reader(file, max_bytes=limit)
             if file

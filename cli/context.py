@@ -17,8 +17,10 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from cli.errors import CliError, ExitCode
 from cli.output import err_console
 from cli.runtime import Runtime
+from cli.secrets import environment_secrets
 from cli.settings import Settings
 from domain.errors import DomainError
+from processors.net.credentials import SecretResolver
 from projections.models import CompanyInfo
 from projections.queries import company_by_name
 
@@ -29,8 +31,8 @@ R = TypeVar("R")
 @dataclass
 class State:
     settings: Settings
-    env: dict[str, str]
-    """A snapshot of the environment for credential references, taken once at start."""
+    secrets: SecretResolver
+    """Credential references and the API key resolve here (a snapshot taken once at start)."""
 
     def runtime(self, create: bool = False) -> Runtime:
         return Runtime.open(self.settings.database_url, create=create)
@@ -39,7 +41,8 @@ class State:
 def state(ctx: typer.Context) -> State:
     obj = ctx.find_object(State)
     if obj is None:  # a command invoked without the callback (tests calling functions)
-        obj = State(Settings.from_env(), dict(os.environ))
+        environ = dict(os.environ)
+        obj = State(Settings.from_env(environ), environment_secrets(environ))
         ctx.obj = obj
     return obj
 

@@ -19,6 +19,7 @@ from cli import (
 )
 from cli.context import State, handle_errors, state
 from cli.output import console
+from cli.secrets import environment_secrets
 from cli.settings import Settings
 
 app = typer.Typer(
@@ -47,7 +48,9 @@ def _root(
         typer.Option("--actor", help="Who is acting, recorded on resets (default: OS user)"),
     ] = None,
 ) -> None:
-    ctx.obj = State(Settings.from_env(database_url=database_url, actor=actor), dict(os.environ))
+    environ = dict(os.environ)  # read once: settings and secrets both come from this snapshot
+    settings = Settings.from_env(environ, database_url=database_url, actor=actor)
+    ctx.obj = State(settings, environment_secrets(environ))
 
 
 @app.command()

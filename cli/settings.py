@@ -5,10 +5,81 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from processors.ai.pricing import parse_eur_rate
+from processors.ai.ratelimit import ModelLimits, parse_limits
 
 DEFAULT_DATABASE_URL = "sqlite:///livedash.db"
+
+
+class AISettings(BaseModel):
+    """The AI analyser's settings (``LIVEDASH_AI_*``, ``OPENAI_BASE_URL``, prices), parsed once.
+
+    A value that does not parse is kept as a problem instead of failing every command: it is
+    reported (`problems[0]`, today's wording) only when the OpenAI analyser is chosen. The API
+    key is a secret, not a setting: the composition root asks its `SecretResolver` for it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str = "auto"
+    """``LIVEDASH_AI_PROVIDER`` as given (lowercased); the composition root checks it."""
+    base_url: str | None = None
+    model: str | None = None
+    timeout: float | None = None
+    """None: derived from the stage timeout."""
+    max_prompt_tokens: int | None = None
+    max_output_tokens: int | None = None
+    usd_eur_rate: Decimal | None = None
+    prices_file: Path | None = None
+    rate_limits: tuple[dict[str, ModelLimits], ModelLimits] | None = None
+    """(per model, default) from ``LIVEDASH_AI_RATE_LIMITS``; None: no client-side limit."""
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AISettings:
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        problems: list[str] = []
+        values: dict[str, object] = {
+            "provider": (get("LIVEDASH_AI_PROVIDER") or "auto").lower(),
+            "base_url": get("OPENAI_BASE_URL"),
+            "model": get("LIVEDASH_AI_MODEL"),
+        }
+        rate = get("LIVEDASH_USD_EUR_RATE")
+        if rate is not None:
+            try:
+                values["usd_eur_rate"] = parse_eur_rate(rate)
+            except ValueError as e:
+                problems.append(str(e))
+        for name, key, kind in (
+            ("LIVEDASH_AI_TIMEOUT", "timeout", float),
+            ("LIVEDASH_AI_MAX_PROMPT_TOKENS", "max_prompt_tokens", int),
+            ("LIVEDASH_AI_MAX_OUTPUT_TOKENS", "max_output_tokens", int),
+        ):
+            text = get(name)
+            if text is not None:
+                try:
+                    values[key] = kind(text)
+                except ValueError:
+                    problems.append(f"{name}={text!r} is not a number")
+        prices_file = get("LIVEDASH_PRICES_FILE")
+        if prices_file is not None:
+            values["prices_file"] = Path(prices_file)
+        limits = get("LIVEDASH_AI_RATE_LIMITS")
+        if limits is not None:
+            try:
+                values["rate_limits"] = parse_limits(limits)
+            except ValueError as e:
+                problems.append(str(e))
+        values["problems"] = tuple(problems)
+        return cls.model_validate(values)
 
 
 class Settings(BaseModel):
@@ -19,11 +90,12 @@ class Settings(BaseModel):
     fetch_per_host: int = Field(default=4, ge=1)
     """Transcript fetches from one host at once (LIVEDASH_FETCH_PER_HOST)."""
     max_csv_bytes: int = Field(default=1 << 30, gt=0)
+    ai: AISettings = Field(default_factory=AISettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"ai": AISettings.from_env(env)}
         if env.get("LIVEDASH_DATABASE_URL"):
             values["database_url"] = env["LIVEDASH_DATABASE_URL"]
         if env.get("LIVEDASH_LEASE_SECONDS"):

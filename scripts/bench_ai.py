@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.payloads import AIUsage
 from domain.transcript import Message
-from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.config import OpenAIAnalyserConfig
+from processors.ai.openai_client import OpenAIAnalyser
 from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.stages.analysis import AnalysisInputs
 from processors.stages.base import WorkContext

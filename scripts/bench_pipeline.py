@@ -20,9 +20,9 @@ from typing import Any
 from benchlib import TranscriptServer, database, percentile, pipeline_csv, source_row, stats
 from sqlalchemy import select
 
-from cli.cmd_run import build_processors, stage_configs
-from cli.context import State
+from cli.bootstrap import build_processors, stage_configs
 from cli.runtime import Runtime, events_table
+from cli.secrets import environment_secrets
 from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session
@@ -66,11 +66,11 @@ def _daemon(rt: Runtime, url: str, kind: str, until_idle: bool) -> Iterator[Daem
         poll_interval=SQLITE_POLL if kind == "sqlite" else 1.0,
         level_interval=2.0,
     )
-    state = State(Settings(database_url=url), {})
+    settings = Settings(database_url=url)
     daemon = Daemon(
         rt.app,
         rt.runner,
-        build_processors(state, configs),
+        build_processors(settings, environment_secrets({}), configs),
         config,
         utc_now,
         JsonLogReporter(io.StringIO()),

@@ -133,11 +133,11 @@ def test_a_transcript_url_with_a_password_is_rejected_without_repeating_it(
 def test_csv_source_refuses_plain_http_credentials_to_another_machine() -> None:
     company = Company.register("Acme", "http://csv.example.invalid/export.csv", T0, username="acme")
     with pytest.raises(SourceError) as caught:
-        CsvSource({}, attempts=1).read(company)
+        CsvSource({}.get, attempts=1).read(company)
     assert "plain http" in str(caught.value) and "--allow-plain-http-auth" in str(caught.value)
     company.change_auth_policy(T0, allow_plain_http_auth=True)
     with pytest.raises(SourceError) as allowed:  # allowed: now it fails on DNS instead
-        CsvSource({}, attempts=1).read(company)
+        CsvSource({}.get, attempts=1).read(company)
     assert "plain http" not in str(allowed.value)
 
 
@@ -147,7 +147,7 @@ def test_csv_source_over_loopback_http_still_sends_the_credentials() -> None:
         company = Company.register(
             "Acme", server.url("/e.csv"), T0, username="acme", password_ref=ref
         )
-        got = CsvSource({"PW": SECRET}, attempts=1).read(company)
+        got = CsvSource({"PW": SECRET}.get, attempts=1).read(company)
     assert got.body is not None and b"".join(got.body.chunks()) == b"a,b\n"
 
 
@@ -157,7 +157,7 @@ def test_a_csv_url_with_a_password_from_before_is_never_used_or_shown() -> None:
         # As loaded from events written before such URLs were refused.
         company.csv_url = f"http://acme:{SECRET}@127.0.0.1:{server.port}/e.csv"
         with pytest.raises(SourceError) as caught:
-            CsvSource({}, attempts=1).read(company)
+            CsvSource({}.get, attempts=1).read(company)
         assert server.total == 0
     assert SECRET not in str(caught.value) and SECRET not in (caught.value.source or "")
     assert "***@" in str(caught.value)

@@ -67,13 +67,13 @@ def test_an_endless_http_body_ends_at_the_cap(livedash: Livedash) -> None:
 def test_a_declared_length_over_the_cap_is_refused_before_the_body() -> None:
     body = line(session_id="a").encode() * 10_000
     with RouteServer({"/x.csv": Route(body=body, content_type="text/csv")}) as server:
-        source = CsvSource({}, max_bytes=CAP)
+        source = CsvSource({}.get, max_bytes=CAP)
         try:
             company = Company.register("Acme", server.url("/x.csv"), Clock()())
             with pytest.raises(SourceError, match=f"larger than the limit of {CAP} bytes"):
                 source.read(company)
             # Under the cap the same body is read whole, in a seekable spool.
-            big = CsvSource({}, max_bytes=len(body))
+            big = CsvSource({}.get, max_bytes=len(body))
             data = big.read(company)
             assert data.body is not None and data.size == len(body)
             assert b"".join(data.body.chunks()) == body

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from cli.cmd_run import build_processors
-from cli.context import State
+from cli.bootstrap import build_processors
 from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session, session_id_for
@@ -100,8 +99,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     (tmp / "chats").mkdir()
     (tmp / "chats" / "rel.txt").write_text(TRANSCRIPT, encoding="utf-8")
     url = f"sqlite:///{tmp / 'livedash.db'}"
-    st = State(Settings(database_url=url, fetch_allow_hosts=("127.0.0.1",)), env={})
-    processors = build_processors(st)
+    settings = Settings(database_url=url, fetch_allow_hosts=("127.0.0.1",))
+    processors = build_processors(settings, {}.get)
     server = RouteServer(
         {
             "/ok.txt": text(TRANSCRIPT),

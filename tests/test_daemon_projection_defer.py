@@ -6,8 +6,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-from cli.cmd_run import build_processors
-from cli.context import State
+from cli.bootstrap import build_processors
 from cli.settings import Settings
 from domain.company import Company
 from domain.stages import Stage
@@ -25,11 +24,10 @@ def test_not_idle_until_the_projection_has_our_events(database_url: str) -> None
         company = rt.app.register_company(Company.register("Acme", "x.csv", utc_now()))
         ours = imported(rt, company.id, 3, "o", utc_now)
         config = DaemonConfig(worker_id="t", stages=(Stage.TRANSCRIPT_FETCH,), projection_defer=1)
-        state = State(Settings(database_url=database_url), env={})
         daemon = Daemon(
             rt.app,
             rt.runner,
-            build_processors(state),
+            build_processors(Settings(database_url=database_url), {}.get),
             config,
             utc_now,
             JsonLogReporter(io.StringIO()),

@@ -54,7 +54,7 @@ def fetch_backlog(tmp_path: Path, sessions: int, delay: float) -> Iterator[tuple
 
 def run_fetch_daemon(rt: Runtime, stage: StageConfig) -> DaemonSummary:
     fetch = TranscriptFetchProcessor(
-        FetchSettings(timeout=stage.timeout * 0.9, allow=AllowList.parse(["127.0.0.1"])), {}
+        FetchSettings(timeout=stage.timeout * 0.9, allow=AllowList.parse(["127.0.0.1"])), {}.get
     )
     config = DaemonConfig(
         worker_id="t",

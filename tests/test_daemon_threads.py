@@ -7,8 +7,7 @@ import io
 import threading
 from pathlib import Path
 
-from cli.cmd_run import build_processors
-from cli.context import State
+from cli.bootstrap import build_processors
 from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session
@@ -27,12 +26,12 @@ def test_pages_applied_on_another_thread_reach_the_queues_through_the_loop(
     url = f"sqlite:///{tmp_path / 'livedash.db'}"
     with runtime(url) as rt:
         company = rt.app.register_company(Company.register("Acme", "x.csv", utc_now()))
-        state = State(Settings(database_url=url), env={})
+        settings = Settings(database_url=url)
         config = DaemonConfig(worker_id="t", stages=(Stage.TRANSCRIPT_FETCH,))
         daemon = Daemon(
             rt.app,
             rt.runner,
-            build_processors(state),
+            build_processors(settings, {}.get),
             config,
             utc_now,
             JsonLogReporter(io.StringIO()),

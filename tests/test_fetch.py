@@ -44,7 +44,7 @@ def server() -> Iterator[RouteServer]:
 
 
 def fetcher(settings: FetchSettings = FAST, env: dict[str, str] | None = None):
-    return TranscriptFetchProcessor(settings, env or {})
+    return TranscriptFetchProcessor(settings, (env or {}).get)
 
 
 @pytest.fixture

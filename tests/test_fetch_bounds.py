@@ -48,7 +48,7 @@ def other() -> Iterator[RouteServer]:
 
 
 def fetcher(settings: FetchSettings = SETTINGS) -> TranscriptFetchProcessor:
-    return TranscriptFetchProcessor(settings, ENV)
+    return TranscriptFetchProcessor(settings, ENV.get)
 
 
 def inputs(url: str, home: RouteServer, **changes: object) -> FetchInputs:
@@ -479,13 +479,12 @@ def test_sigterm_ends_the_daemon_within_its_grace_while_a_server_drips_headers(
 
 
 def test_the_per_host_limit_is_a_setting() -> None:
-    from cli.cmd_run import build_processors
-    from cli.context import State
+    from cli.bootstrap import build_processors
     from cli.settings import Settings
     from domain.stages import Stage
 
     def per_host(env: dict[str, str]) -> int:
-        fetch = build_processors(State(Settings.from_env(env), {}))[Stage.TRANSCRIPT_FETCH]
+        fetch = build_processors(Settings.from_env(env), {}.get)[Stage.TRANSCRIPT_FETCH]
         assert isinstance(fetch, TranscriptFetchProcessor)
         assert fetch.hosts.per_host == fetch.settings.per_host
         return fetch.settings.per_host

@@ -122,7 +122,7 @@ def test_guard_returns_the_vetted_addresses() -> None:
 
 def fetch(url: str, max_bytes: int = 1 << 20) -> str:
     settings = FetchSettings(timeout=2.0, connect_timeout=1.0, allow=LOOPBACK, max_bytes=max_bytes)
-    processor = TranscriptFetchProcessor(settings, {})
+    processor = TranscriptFetchProcessor(settings, {}.get)
     try:
         return processor.run(FetchInputs(url, REMOTE_CSV, None, None)).text
     finally:

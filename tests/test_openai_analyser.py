@@ -21,25 +21,29 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from cli.bootstrap import openai_config
+from cli.settings import AISettings
 from domain.analysis import Category, SessionAnalysis
 from domain.payloads import AIUsage
 from domain.transcript import Message, parse_transcript
+from processors.ai.config import OpenAIAnalyserConfig, config_problem, transcript_budget
 from processors.ai.openai_client import (
-    PROMPT_VERSION,
-    SESSION_SCHEMA,
     OpenAIAnalyser,
-    OpenAIAnalyserConfig,
-    estimate_tokens,
-    fit_transcript,
     parse_duration,
-    render_message,
     retry_after_seconds,
-    system_prompt,
-    transcript_budget,
     validate,
 )
 from processors.ai.pricing import PriceTable, cost
+from processors.ai.prompt import (
+    PROMPT_VERSION,
+    SESSION_SCHEMA,
+    estimate_tokens,
+    fit_transcript,
+    render_message,
+    system_prompt,
+)
 from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.stages.analysis import AnalysisInputs
 from processors.stages.base import StageError, WorkContext, WorkReleased
@@ -739,14 +743,13 @@ def test_a_server_429_holds_back_the_other_workers(server: FakeOpenAI, make) -> 
 
 
 # --------------------------------------------------------------- config
-def test_config_from_env(tmp_path) -> None:
+def test_config_from_settings(tmp_path) -> None:
     prices = tmp_path / "p.json"
     prices.write_text(
         '{"prices": [{"model": "x", "input": "1", "output": "2", "valid_from": "2024-01-01"}]}'
     )
-    cfg = OpenAIAnalyserConfig.from_env(
+    ai = AISettings.from_env(
         {
-            "OPENAI_API_KEY": "sk-1",
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
             "LIVEDASH_AI_MODEL": "gpt-4.1-mini",
             "LIVEDASH_AI_TIMEOUT": "12",
@@ -756,6 +759,7 @@ def test_config_from_env(tmp_path) -> None:
             "LIVEDASH_AI_RATE_LIMITS": "*=600/150000",
         }
     )
+    cfg = openai_config(ai, "sk-1")
     assert (cfg.api_key, cfg.base_url, cfg.default_model) == (
         "sk-1",
         "http://127.0.0.1:9/v1",
@@ -765,19 +769,36 @@ def test_config_from_env(tmp_path) -> None:
     assert cfg.prices.models == ["x"]
     assert cfg.limiter is not None
     assert cfg.limiter.limits_for("any") == ModelLimits(600, 150000)
-    defaults = OpenAIAnalyserConfig.from_env({"OPENAI_API_KEY": "sk-1"})
+    with pytest.raises(ValidationError):  # frozen: one config, shared by every worker
+        cfg.timeout = 1.0  # type: ignore[misc]
+    defaults = openai_config(AISettings(), "sk-1")
     # The CLI's defaults (from the stage timeout) give way to an explicit setting.
-    key = {"OPENAI_API_KEY": "sk-1"}
-    assert OpenAIAnalyserConfig.from_env(key, timeout=99.0).timeout == 99.0
-    assert (
-        OpenAIAnalyserConfig.from_env({**key, "LIVEDASH_AI_TIMEOUT": "7"}, timeout=99.0).timeout
-        == 7.0
-    )
+    assert openai_config(AISettings(), "sk-1", timeout=99.0).timeout == 99.0
+    explicit = AISettings.from_env({"LIVEDASH_AI_TIMEOUT": "7"})
+    assert openai_config(explicit, "sk-1", timeout=99.0).timeout == 7.0
     assert defaults.default_model == "gpt-4o-mini" and defaults.limiter is None
     assert defaults.eur_rate == Decimal("0.92") and defaults.max_prompt_tokens == 12000
-    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        OpenAIAnalyserConfig.from_env({})
+    with pytest.raises(ValueError, match="OPENAI_API_KEY") as empty:
+        openai_config(AISettings(), "")
+    assert config_problem(empty.value) == (
+        "OPENAI_API_KEY is empty: set it, or use the offline analyser"
+    )
     with pytest.raises(ValueError, match="no room"):
         OpenAIAnalyserConfig(api_key="k", max_prompt_tokens=1000)
     assert transcript_budget(defaults) > 9000
     assert "json" in system_prompt("json_object").lower()
+
+
+def test_a_bad_setting_waits_until_the_openai_analyser_is_built() -> None:
+    """Parsing never fails a command; the first problem is the error when OpenAI is chosen."""
+    ai = AISettings.from_env(
+        {"LIVEDASH_AI_TIMEOUT": "soon", "LIVEDASH_AI_RATE_LIMITS": "gpt-4o", "X": "1"}
+    )
+    assert ai.problems == (
+        "LIVEDASH_AI_TIMEOUT='soon' is not a number",
+        "bad rate limit 'gpt-4o': use MODEL=RPM/TPM, e.g. gpt-4o=500/30000",
+    )
+    assert ai.timeout is None and ai.rate_limits is None
+    with pytest.raises(ValueError) as bad:
+        openai_config(ai, "sk-1")
+    assert config_problem(bad.value) == "LIVEDASH_AI_TIMEOUT='soon' is not a number"

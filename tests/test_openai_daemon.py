@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from cli.cmd_run import build_processors
-from cli.context import State
+from cli.bootstrap import build_processors
 from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session, session_id_for
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.config import OpenAIAnalyserConfig
+from processors.ai.openai_client import OpenAIAnalyser
 from processors.clock import utc_now
 from processors.ingest import importer as csv_import
 from processors.runtime.config import DaemonConfig, StageConfig
@@ -106,14 +106,14 @@ class Run:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("openai_daemon")
     url = f"sqlite:///{tmp / 'livedash.db'}"
-    st = State(Settings(database_url=url, fetch_allow_hosts=("127.0.0.1",)), env={})
+    settings = Settings(database_url=url, fetch_allow_hosts=("127.0.0.1",))
     script = Script()
     chats = RouteServer({f"/{c}.txt": text(transcript(c)) for c in CASES}).start()
     server = FakeOpenAI(script, api_key="sk-daemon").start()
     analyser = OpenAIAnalyser(
         OpenAIAnalyserConfig(api_key="sk-daemon", base_url=server.base_url, timeout=2.5)
     )
-    processors = build_processors(st)
+    processors = build_processors(settings, {}.get)
     processors[AI] = AnalysisProcessor(analyser=analyser)
     try:
         csv = tmp / "sessions.csv"

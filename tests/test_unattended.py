@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from cli.cmd_run import build_processors
-from cli.context import State
+from cli.bootstrap import build_processors
 from cli.runtime import Runtime
 from cli.settings import Settings
 from domain.company import Company
 from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage, Status
-from processors.ai.openai_client import OpenAIAnalyser, OpenAIAnalyserConfig
+from processors.ai.config import OpenAIAnalyserConfig
+from processors.ai.openai_client import OpenAIAnalyser
 from processors.ai.ratelimit import ModelLimits, RateLimiter
 from processors.clock import utc_now
 from processors.runtime.config import DaemonConfig, StageConfig
@@ -88,7 +88,7 @@ def make_daemon(
     until_idle: bool = True,
     stream: io.StringIO | None = None,
 ) -> tuple[Daemon, OpenAIAnalyser]:
-    st = State(Settings(database_url=url, fetch_allow_hosts=("127.0.0.1",)), env={})
+    settings = Settings(database_url=url, fetch_allow_hosts=("127.0.0.1",))
     analyser = OpenAIAnalyser(
         OpenAIAnalyserConfig(
             api_key="sk-test",
@@ -98,7 +98,7 @@ def make_daemon(
             rate_limit_max_wait=rate_limit_max_wait,
         )
     )
-    processors = build_processors(st)
+    processors = build_processors(settings, {}.get)
     processors[AI] = AnalysisProcessor(analyser=analyser)
     policy = policy or RetryPolicy(max_attempts=5, base_delay=0.05, max_delay=0.5, jitter=0)
     configs = {

@@ -14,9 +14,12 @@ from typing import Any
 
 from domain.analysis import Category, Sentiment, SessionAnalysis
 from domain.transcript import Message
+from processors.stages.analysis import AnalysisInputs, AnalysisOutput
+from processors.stages.base import WorkContext
 
 PROVIDER = "offline"
 MODEL = "offline-rules-v1"
+PROMPT_VERSION = "rules-1"
 
 POSITIVE = {
     # en
@@ -349,4 +352,16 @@ def analyse(messages: Sequence[Message]) -> SessionAnalysis:
         category=category,
         questions=questions_of(user),
         summary=summary_of(user or [everything], category),
+    )
+
+
+def analyser(inputs: AnalysisInputs, _ctx: WorkContext) -> AnalysisOutput:
+    """The offline `processors.stages.analysis.Analyser`: free, immediate, clearly labelled."""
+    return AnalysisOutput(
+        analysis=analyse(inputs.messages),
+        provider=PROVIDER,
+        model=MODEL,
+        prompt_version=PROMPT_VERSION,
+        usage=None,
+        metadata={"cost_eur": 0},
     )

@@ -17,7 +17,7 @@ import select
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +27,7 @@ import httpx
 
 from domain.company import Company
 from domain.urls import format_origin, has_userinfo, origin_of, redact, refuse_userinfo
-from processors.net.credentials import CredentialError, resolve_password
+from processors.net.credentials import CredentialError, SecretResolver, resolve_password
 from processors.stages.fetch import is_local_source, is_loopback, local_path
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
@@ -242,7 +242,7 @@ def _copy_stream(fd: int, spool: _Spool, what: str, idle_timeout: float) -> None
 class CsvSource:
     def __init__(
         self,
-        env: Mapping[str, str],
+        secrets: SecretResolver,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         attempts: int = 3,
@@ -251,7 +251,7 @@ class CsvSource:
         max_bytes: int = DEFAULT_MAX_CSV_BYTES,
         max_seconds: float = DEFAULT_MAX_SECONDS,
     ) -> None:
-        self.env = env
+        self.secrets = secrets
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = timeout
@@ -321,7 +321,7 @@ class CsvSource:
         auth = None
         if company.username:
             try:
-                password = resolve_password(company.password_ref, self.env)
+                password = resolve_password(company.password_ref, self.secrets)
             except CredentialError as e:
                 raise SourceError(str(e)) from None
             auth = httpx.BasicAuth(company.username, password or "")

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from domain.company import CredentialRef
+
+SecretResolver = Callable[[str], str | None]
+"""The value of a named secret, or None when it is not set. The composition root hands one in
+(the CLI's is a snapshot of its environment, `cli.secrets.environment_secrets`), so nothing
+under processors/ reads the environment itself; a test passes ``{"NAME": "value"}.get``."""
 
 
 class CredentialError(Exception):
     pass
 
 
-def resolve_password(ref: CredentialRef | None, env: Mapping[str, str]) -> str | None:
-    """The secret behind a reference; ``env`` is the snapshot the CLI took at start."""
+def resolve_password(ref: CredentialRef | None, secrets: SecretResolver) -> str | None:
+    """The secret behind a reference: an ``env`` reference through ``secrets``, a file read now."""
     if ref is None:
         return None
     if ref.kind == "env":
-        value = env.get(ref.name)
+        value = secrets(ref.name)
         if value is None:
             raise CredentialError(f"environment variable {ref.name} is not set")
         return value

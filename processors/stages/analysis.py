@@ -14,7 +14,6 @@ from domain.questions import normalise_questions
 from domain.session import Session
 from domain.stages import Stage, Status
 from domain.transcript import Message
-from processors.ai import offline as offline_analyser
 from processors.stages.base import WorkContext
 
 
@@ -41,19 +40,6 @@ class AnalysisInputs:
 Analyser = Callable[[AnalysisInputs, WorkContext], AnalysisOutput]
 
 
-def offline(inputs: AnalysisInputs, _ctx: WorkContext) -> AnalysisOutput:
-    messages = inputs.messages
-    analysis = offline_analyser.analyse(messages)
-    return AnalysisOutput(
-        analysis=analysis,
-        provider=offline_analyser.PROVIDER,
-        model=offline_analyser.MODEL,
-        prompt_version="rules-1",
-        usage=None,
-        metadata={"cost_eur": 0},
-    )
-
-
 def unconsumed_response(session: Session) -> AIUsage | None:
     """The last paid analysis response that no analysis was recorded from since, if any."""
     consumed_after = -1
@@ -74,7 +60,9 @@ def unconsumed_response(session: Session) -> AIUsage | None:
 class AnalysisProcessor:
     stage = Stage.AI_ANALYSIS
 
-    def __init__(self, analyser: Analyser = offline, default_model: str | None = None) -> None:
+    def __init__(self, analyser: Analyser, default_model: str | None = None) -> None:
+        """``analyser``: the offline one (`processors.ai.offline.analyser`) or OpenAI's, chosen
+        by the composition root (`cli.bootstrap`)."""
         self.analyser = analyser
         self.default_model = default_model
 

@@ -30,7 +30,7 @@ from domain.session import Session
 from domain.stages import Stage
 from domain.urls import Origin, format_origin, has_userinfo, origin_of, redact, without_userinfo
 from processors.clock import utc_now
-from processors.net.credentials import CredentialError, resolve_password
+from processors.net.credentials import CredentialError, SecretResolver, resolve_password
 from processors.net.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
 from processors.net.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
 from processors.stages.base import StageError, WorkContext, WorkReleased
@@ -132,11 +132,11 @@ class TranscriptFetchProcessor:
     def __init__(
         self,
         settings: FetchSettings,
-        env: Mapping[str, str],
+        secrets: SecretResolver,
         client: HttpGetClient | None = None,
     ) -> None:
         self.settings = settings
-        self.env = env
+        self.secrets = secrets
         self.hosts = HostSlots(settings.per_host)
         self.client = client or HttpGetClient(
             connect_timeout=settings.connect_timeout,
@@ -300,7 +300,7 @@ class TranscriptFetchProcessor:
         if not inputs.username:
             return {}
         try:
-            password = resolve_password(inputs.password_ref, self.env)
+            password = resolve_password(inputs.password_ref, self.secrets)
         except CredentialError as e:
             raise StageError("credentials", str(e), retryable=False) from None
         pair = f"{inputs.username}:{password or ''}".encode()
