@@ -28,9 +28,9 @@ import httpx
 from domain.company import Company
 from domain.urls import format_origin, has_userinfo, origin_of, redact, refuse_userinfo
 from processors.net.credentials import CredentialError, resolve_password
+from processors.net.retry_after import RETRYABLE_STATUS
 from processors.stages.fetch import is_local_source, is_loopback, local_path
 
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 DEFAULT_MAX_CSV_BYTES = 1 << 30
 """1 GiB: far above any real export (a million rows is ~250 MB), far below a machine's memory."""
 DEFAULT_MAX_SECONDS = 1800.0
@@ -342,7 +342,7 @@ class CsvSource:
                         f"{last_error}: check the company's --username and password reference",
                         status,
                     )
-                if status not in RETRYABLE:
+                if status not in RETRYABLE_STATUS:
                     raise SourceError(last_error, status)
             if attempt < self.attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
