@@ -35,11 +35,9 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import openai
@@ -63,67 +61,14 @@ from processors.ai.prompt import (
     user_prompt,
 )
 from processors.ai.ratelimit import RateLimitWait
-from processors.clock import utc_now
+from processors.net.retry_after import parse_duration as parse_duration  # re-exported
+from processors.net.retry_after import retry_after_seconds
 from processors.stages.analysis import AnalysisInputs, AnalysisOutput
 from processors.stages.base import StageError, WorkContext, WorkReleased
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "openai"
-
-
-# ------------------------------------------------------------------- headers
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def parse_duration(text: str | None) -> float | None:
-    """Seconds in a rate-limit reset header: ``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``, ``2``."""
-    if not text:
-        return None
-    value = text.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        return None
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """How long the server asks us to wait: ``retry-after-ms``, ``Retry-After`` (seconds or an
-    HTTP date), else the reset time of the exhausted ``x-ratelimit-*`` limit."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        seconds = parse_duration(value)
-        if seconds is not None:
-            return seconds
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None and when.tzinfo is not None:
-            return max(0.0, (when - (now or utc_now())).total_seconds())
-    resets: list[float] = []
-    exhausted: list[float] = []
-    for kind in ("requests", "tokens"):
-        reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
-        if reset is None:
-            continue
-        resets.append(reset)
-        if headers.get(f"x-ratelimit-remaining-{kind}", "").strip() == "0":
-            exhausted.append(reset)
-    if exhausted:
-        return max(exhausted)
-    return max(resets) if resets else None
 
 
 # ------------------------------------------------------------------ analyser

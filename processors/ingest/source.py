@@ -10,7 +10,9 @@ instead of in all the machine's memory.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import io
 import os
 import select
@@ -22,15 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
-
-import httpx
+from urllib.parse import urljoin, urlsplit
 
 from domain.company import Company
-from domain.urls import format_origin, has_userinfo, origin_of, redact, refuse_userinfo
+from domain.urls import (
+    format_origin,
+    has_userinfo,
+    origin_of,
+    redact,
+    refuse_userinfo,
+    without_userinfo,
+)
 from processors.net.credentials import CredentialError, SecretResolver, resolve_password
+from processors.net.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
+from processors.net.retry_after import RETRYABLE_STATUS, retry_after_seconds
 from processors.stages.fetch import is_local_source, is_loopback, local_path
 
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 DEFAULT_MAX_CSV_BYTES = 1 << 30
 """1 GiB: far above any real export (a million rows is ~250 MB), far below a machine's memory."""
 DEFAULT_MAX_SECONDS = 1800.0
@@ -239,6 +248,13 @@ def _copy_stream(fd: int, spool: _Spool, what: str, idle_timeout: float) -> None
         spool.write(chunk)
 
 
+MAX_REDIRECTS = 5
+MAX_RETRY_WAIT = 30.0
+"""The longest a server's Retry-After makes one import wait before its next attempt."""
+RETRIED = (OSError, http.client.HTTPException, BodyDecodingError)
+"""What a failed attempt raises that may pass: no answer, a broken answer, a mangled body."""
+
+
 class CsvSource:
     def __init__(
         self,
@@ -247,9 +263,10 @@ class CsvSource:
         connect_timeout: float = 10.0,
         attempts: int = 3,
         backoff: float = 1.0,
-        client: httpx.Client | None = None,
+        client: HttpGetClient | None = None,
         max_bytes: int = DEFAULT_MAX_CSV_BYTES,
         max_seconds: float = DEFAULT_MAX_SECONDS,
+        max_retry_wait: float = MAX_RETRY_WAIT,
     ) -> None:
         self.secrets = secrets
         self.attempts = attempts
@@ -257,10 +274,12 @@ class CsvSource:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
-        self.client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            follow_redirects=True,
-            max_redirects=5,
+        self.max_retry_wait = max_retry_wait
+        # The transcript fetcher's pooled client: a third of httpx's CPU per request
+        # (scripts/bench_http.py, docs/performance.md).
+        self.client = client or HttpGetClient(
+            connect_timeout=connect_timeout,
+            read_timeout=timeout,
             headers={"User-Agent": "LiveDash-Pipeline/0.1 (csv import)"},
         )
 
@@ -318,61 +337,97 @@ class CsvSource:
                 headers["If-None-Match"] = company.etag
             if company.last_modified:
                 headers["If-Modified-Since"] = company.last_modified
-        auth = None
+        auth: dict[str, str] = {}
         if company.username:
             try:
                 password = resolve_password(company.password_ref, self.secrets)
             except CredentialError as e:
                 raise SourceError(str(e)) from None
-            auth = httpx.BasicAuth(company.username, password or "")
+            pair = f"{company.username}:{password or ''}".encode()
+            auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
         last_error = "no attempt made"
         status: int | None = None
         for attempt in range(1, self.attempts + 1):
+            wait = self.backoff * 2 ** (attempt - 1)
             try:
                 result = self._attempt(company, headers, auth, force)
-            except httpx.HTTPError as e:
+            except RETRIED as e:
                 last_error = redact(f"{type(e).__name__}: {e}")
                 status = None
             else:
                 if isinstance(result, SourceData):
                     return result
-                status, last_error = result
+                status, last_error, asked = result
                 if status in (401, 403):
                     raise SourceError(
                         f"{last_error}: check the company's --username and password reference",
                         status,
                     )
-                if status not in RETRYABLE:
+                if status not in RETRYABLE_STATUS:
                     raise SourceError(last_error, status)
+                if asked is not None:
+                    wait = max(wait, min(asked, self.max_retry_wait))
             if attempt < self.attempts:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(wait)
         raise SourceError(
             f"{redact(company.csv_url)}: {last_error} (after {self.attempts} attempts)", status
         )
 
     def _attempt(
-        self, company: Company, headers: dict[str, str], auth: httpx.Auth | None, force: bool
-    ) -> SourceData | tuple[int, str]:
-        """One GET: the data, or the status and reason of a failure to judge."""
+        self, company: Company, headers: dict[str, str], auth: dict[str, str], force: bool
+    ) -> SourceData | tuple[int, str, float | None]:
+        """One GET, following up to MAX_REDIRECTS redirects: the data, or the status, reason
+        and asked-for wait of a failure to judge. The credentials go only to the source's own
+        origin (or its https upgrade), never along a redirect to another."""
         url = company.csv_url
-        with self.client.stream("GET", url, headers=headers, auth=auth) as response:
-            status = response.status_code
-            if status == 304:
-                return SourceData(
-                    None, url, company.content_sha256, 304, company.etag, company.last_modified
-                )
-            if not 200 <= status < 300:
-                return status, f"HTTP {status} {response.reason_phrase}".strip()
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_bytes:
-                raise too_large(url, self.max_bytes)
-            spool = _Spool(url, self.max_bytes, self.max_seconds)
+        deadline = time.monotonic() + self.max_seconds
+        for _hop in range(MAX_REDIRECTS + 1):
+            sent = {**headers, **auth} if _same_site(company.csv_url, url) else headers
             try:
-                for chunk in response.iter_bytes(CHUNK):
-                    spool.write(chunk)
-            except BaseException:
-                spool.close()
-                raise
+                with self.client.get(url, sent, deadline=deadline) as response:
+                    location = response.headers.get("location")
+                    if response.is_redirect and location:
+                        url = _redirect_target(url, location)
+                        continue
+                    return self._receive(company, response, force)
+            except BodyTooLarge:
+                raise too_large(company.csv_url, self.max_bytes) from None
+            except (ValueError, http.client.InvalidURL) as e:
+                raise SourceError(f"invalid URL {redact(url)!r}: {redact(str(e))}") from None
+            except TimeoutError:
+                if time.monotonic() < deadline:
+                    raise
+                raise SourceError(
+                    f"{company.csv_url}: still sending after {self.max_seconds:g} s",
+                    source=company.csv_url,
+                ) from None
+        raise SourceError(
+            f"{redact(company.csv_url)}: more than {MAX_REDIRECTS} redirects (last to "
+            f"{redact(url)})"
+        )
+
+    def _receive(
+        self, company: Company, response: Response, force: bool
+    ) -> SourceData | tuple[int, str, float | None]:
+        url = company.csv_url
+        status = response.status
+        if status == 304:
+            return SourceData(
+                None, url, company.content_sha256, 304, company.etag, company.last_modified
+            )
+        if not 200 <= status < 300:
+            reason = f"HTTP {status} {response.reason}".strip()
+            return status, reason, retry_after_seconds(response.headers)
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            raise too_large(url, self.max_bytes)
+        spool = _Spool(url, self.max_bytes, self.max_seconds)
+        try:
+            for chunk in response.iter_decoded(self.max_bytes):
+                spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
         digest = spool.sha.hexdigest()
         if not force and digest == company.content_sha256:
             spool.close()
@@ -387,3 +442,18 @@ class CsvSource:
             response.headers.get("etag"),
             response.headers.get("last-modified"),
         )
+
+
+def _redirect_target(url: str, location: str) -> str:
+    target = urljoin(url, location)
+    if urlsplit(target).scheme.lower() not in ("http", "https"):
+        raise SourceError(f"{redact(url)}: redirect to {redact(target)!r} refused")
+    return without_userinfo(target)  # never sent, never stored
+
+
+def _same_site(source: str, url: str) -> bool:
+    """The source's own origin, or its upgrade from http to https on the default ports."""
+    home, there = origin_of(source), origin_of(url)
+    if home is None or there is None:
+        return False
+    return there == home or (home == ("http", there[1], 80) and there == ("https", home[1], 443))

@@ -3,9 +3,10 @@
 The transcript fetcher runs on 32 threads beside the daemon's loop, in one interpreter. httpx
 spends about 0.67 ms of Python per request (its URL, header and h11 state machines); this
 client spends about 0.14 ms, and every millisecond a fetch thread holds the GIL is one the
-loop waits for. It does only what the fetcher needs: GET, keep-alive per origin, separate
-connect and read timeouts, connecting to addresses the SSRF guard has already vetted (so a
-second DNS answer cannot swap them), gzip/deflate bodies decoded under the caller's size cap.
+loop waits for. The CSV source uses it too (`scripts/bench_http.py` measures both clients).
+It does only what they need: GET, keep-alive per origin, separate connect and read timeouts,
+connecting to addresses the SSRF guard has already vetted (so a second DNS answer cannot swap
+them), gzip/deflate bodies decoded under the caller's size cap.
 
 A request may carry a total deadline (connect to last byte): every blocking step, the connect,
 the TLS handshake, the send and each receive, waits at most until then. A per-read timeout

@@ -16,12 +16,9 @@ import ipaddress
 import ssl
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from domain.company import Company, CredentialRef
@@ -33,9 +30,8 @@ from processors.clock import utc_now
 from processors.net.credentials import CredentialError, SecretResolver, resolve_password
 from processors.net.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
 from processors.net.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
+from processors.net.retry_after import RETRYABLE_STATUS, retry_after_seconds
 from processors.stages.base import StageError, WorkContext, WorkReleased
-
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 @dataclass(frozen=True)
@@ -345,7 +341,10 @@ class TranscriptFetchProcessor:
             raise StageError(f"http_{code}", f"{reason}: {hint}", retryable=False)
         if code in RETRYABLE_STATUS:
             raise StageError(
-                f"http_{code}", reason, retryable=True, retry_after=_retry_after(response.headers)
+                f"http_{code}",
+                reason,
+                retryable=True,
+                retry_after=retry_after_seconds(response.headers),
             )
         raise StageError(f"http_{code}", reason, retryable=code >= 500)
 
@@ -465,20 +464,3 @@ class HostSlots:
     def busy(self, host: str) -> int:
         with self._freed:
             return self._busy.get(host, 0)
-
-
-def _retry_after(headers: Mapping[str, Any] | Message) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - utc_now()).total_seconds())
