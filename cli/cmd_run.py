@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -35,6 +38,8 @@ from processors.stages.base import StageProcessor
 from processors.stages.creation import SessionCreationProcessor
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.notify import PgListener
+from projections.workers import Presence
+from store.run_lock import AnotherDaemon, single_daemon
 
 DEFAULTS: dict[Stage, tuple[int, float, int]] = {
     # concurrency, timeout (seconds; a heartbeat keeps the lease alive however long), queue depth.
@@ -170,7 +175,8 @@ def run_daemon(
         scheduled.append(
             CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
         )
-    daemon = Daemon(rt.app, rt.runner, processors, config, utc_now, reporter, scheduled)
+    presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now)
+    daemon = Daemon(rt.app, rt.runner, processors, config, utc_now, reporter, scheduled, presence)
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
@@ -187,6 +193,24 @@ def run_daemon(
             close = getattr(p, "close", None)
             if close:
                 close()
+
+
+@contextlib.contextmanager
+def one_daemon_on_sqlite(rt: Runtime) -> Iterator[None]:
+    """SQLite has one writer and no way to share work: a second daemon is refused."""
+    if rt.config.kind != "sqlite":
+        yield
+        return
+    try:
+        with single_daemon(Path(rt.config.path)):
+            yield
+    except AnotherDaemon as e:
+        raise CliError(
+            str(e),
+            hint="stop the other daemon, or use PostgreSQL to run several "
+            "(LIVEDASH_DATABASE_URL=postgresql://user@host/db)",
+            code=ExitCode.FAILED,
+        ) from None
 
 
 def _install_signals(daemon: Daemon) -> dict[int, signal._HANDLER]:
@@ -294,7 +318,7 @@ def run(
         grace_seconds=grace,
         level_interval=max(poll_interval, 2.0),
     )
-    with st.runtime() as rt:
+    with st.runtime() as rt, one_daemon_on_sqlite(rt):
         catch_up(rt)
         summary = run_daemon(
             st,

@@ -51,6 +51,7 @@ from processors.stages.base import StageError, StageProcessor, WorkContext, Work
 from projections.local_feed import LocalFeed
 from projections.runner import ProjectionRunner
 from projections.work import WorkQueries
+from projections.workers import Presence
 from store.application import LiveDashApp
 
 Planned = tuple[Session, Stage, int | None]
@@ -67,8 +68,11 @@ class Daemon:
         clock: Clock,
         reporter: Reporter,
         scheduled: Sequence[Callable[[], None]] = (),
+        presence: Presence | None = None,
     ) -> None:
         self.app = app
+        self.presence = presence
+        """This daemon's row in the fleet's register (`livedash workers`), if kept."""
         self.processors = {s: p for s, p in processors.items() if s in config.stages}
         self.config = config
         self.clock = clock
@@ -125,6 +129,8 @@ class Daemon:
 
     def _run(self) -> DaemonSummary:
         self.feed.own_thread()
+        if self.presence is not None:
+            self._guarded(self.presence.join)
         self._guarded(self._refresh_companies)
         try:
             while True:
@@ -143,6 +149,9 @@ class Daemon:
                     rest = self.config.batch_window - (time.monotonic() - began)
                     if rest > 0:
                         time.sleep(rest)
+        except BaseException:
+            self.summary.stopped_by = "error"
+            raise
         finally:
             self._finish()
         return self.summary
@@ -166,9 +175,18 @@ class Daemon:
             )
         finally:
             self.feed.detach()
+            if self.presence is not None:
+                self._leave(self.presence)
             for pool in self.pools.values():
                 pool.shutdown()
             self.reporter.finish(self.summary)
+
+    def _leave(self, presence: Presence) -> None:
+        try:
+            presence.leave(self.summary.stopped_by)
+        except Exception as e:  # the row then ages out as a dead daemon's
+            if not is_database_unavailable(e):
+                raise
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
         """Runs one step of the loop; a database outage is waited out, not obeyed."""
@@ -259,7 +277,10 @@ class Daemon:
                 self._refresh_companies()
                 self._level_trigger()
             self._claim()
-        self.reporter.tick(self._snapshot())
+        snapshot = self._snapshot()
+        if self.presence is not None:
+            self.presence.beat(snapshot["in_flight"], sum(self.summary.completed.values()))
+        self.reporter.tick(snapshot)
 
     def follow_log(self) -> None:
         """Edge trigger: the events the status projection applied since the last turn (ours
