@@ -38,6 +38,7 @@ from processors.stages.base import StageProcessor
 from processors.stages.creation import SessionCreationProcessor
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.notify import PgListener
+from projections.partitions import PartitionKeeper
 from projections.workers import Presence
 from store.run_lock import AnotherDaemon, single_daemon
 
@@ -167,6 +168,7 @@ def run_daemon(
     config: DaemonConfig,
     csv_interval: float | None,
     reporter: Reporter,
+    claim_timeout: float = 5.0,
 ) -> DaemonSummary:
     processors = build_processors(st, config.stage_configs)
     source = CsvSource(st.env, max_bytes=st.settings.max_csv_bytes)
@@ -175,8 +177,14 @@ def run_daemon(
         scheduled.append(
             CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
         )
-    presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now)
-    daemon = Daemon(rt.app, rt.runner, processors, config, utc_now, reporter, scheduled, presence)
+    # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
+    presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
+    keeper = None
+    if rt.config.kind == "postgres":
+        keeper = PartitionKeeper(rt.engine, config.worker_id, claim_timeout)
+    daemon = Daemon(
+        rt.app, rt.runner, processors, config, utc_now, reporter, scheduled, presence, keeper
+    )
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
@@ -292,6 +300,24 @@ def run(
             help="Transcript fetches from one host at once (default 4, LIVEDASH_FETCH_PER_HOST)",
         ),
     ] = None,
+    heartbeat: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat",
+            min=0.1,
+            help="Seconds between the daemon's heartbeats in the fleet register (PostgreSQL: "
+            "and partition renewals)",
+        ),
+    ] = 2.0,
+    claim_timeout: Annotated[
+        float,
+        typer.Option(
+            "--claim-timeout",
+            min=0.2,
+            help="PostgreSQL: seconds without a heartbeat after which a daemon's partitions "
+            "may be taken over",
+        ),
+    ] = 5.0,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
@@ -317,7 +343,14 @@ def run(
         poll_interval=poll_interval,
         grace_seconds=grace,
         level_interval=max(poll_interval, 2.0),
+        fleet_heartbeat=heartbeat,
     )
+    if claim_timeout <= heartbeat:
+        raise CliError(
+            f"--claim-timeout ({claim_timeout}s) must be longer than --heartbeat ({heartbeat}s)",
+            hint="a few seconds past one heartbeat, e.g. --heartbeat 2 --claim-timeout 5",
+            code=ExitCode.USAGE,
+        )
     with st.runtime() as rt, one_daemon_on_sqlite(rt):
         catch_up(rt)
         summary = run_daemon(
@@ -326,6 +359,7 @@ def run(
             config,
             csv_interval if csv_interval > 0 else None,
             make_reporter(chosen, verbose),
+            claim_timeout,
         )
     if summary.next_retry_at is not None and until_idle:
         console.print(
