@@ -7,9 +7,13 @@ processors/ reads the environment; `livedash run` and `livedash demo` both start
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,9 @@ from processors.stages.base import StageProcessor
 from processors.stages.creation import SessionCreationProcessor
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.notify import PgListener
+from projections.partitions import PartitionKeeper
+from projections.workers import Presence
+from store.run_lock import AnotherDaemon, single_daemon
 
 if TYPE_CHECKING:
     from processors.ai.config import OpenAIAnalyserConfig
@@ -184,8 +191,10 @@ def run_daemon(
     config: DaemonConfig,
     csv_interval: float | None,
     reporter: Reporter,
+    claim_timeout: float = 5.0,
 ) -> DaemonSummary:
-    """Builds the processors and the daemon on ``rt`` and runs it until it stops."""
+    """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
+    fleet's register always, with partitions on PostgreSQL."""
     processors = build_processors(settings, secrets, config.stage_configs)
     source = CsvSource(secrets, max_bytes=settings.max_csv_bytes)
     scheduled = []
@@ -193,7 +202,14 @@ def run_daemon(
         scheduled.append(
             CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
         )
-    daemon = Daemon(rt.app, rt.runner, processors, config, utc_now, reporter, scheduled)
+    # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
+    presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
+    keeper = None
+    if rt.config.kind == "postgres":
+        keeper = PartitionKeeper(rt.engine, config.worker_id, claim_timeout)
+    daemon = Daemon(
+        rt.app, rt.runner, processors, config, utc_now, reporter, scheduled, presence, keeper
+    )
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
@@ -210,6 +226,24 @@ def run_daemon(
             close = getattr(p, "close", None)
             if close:
                 close()
+
+
+@contextlib.contextmanager
+def one_daemon_on_sqlite(rt: Runtime) -> Iterator[None]:
+    """SQLite has one writer and no way to share work: a second daemon is refused."""
+    if rt.config.kind != "sqlite":
+        yield
+        return
+    try:
+        with single_daemon(Path(rt.config.path)):
+            yield
+    except AnotherDaemon as e:
+        raise CliError(
+            str(e),
+            hint="stop the other daemon, or use PostgreSQL to run several "
+            "(LIVEDASH_DATABASE_URL=postgresql://user@host/db)",
+            code=ExitCode.FAILED,
+        ) from None
 
 
 def _install_signals(daemon: Daemon) -> dict[int, signal._HANDLER]:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.bootstrap import make_reporter, run_daemon, stage_configs
+from cli.bootstrap import make_reporter, one_daemon_on_sqlite, run_daemon, stage_configs
 from cli.context import catch_up, handle_errors, state
 from cli.errors import CliError, ExitCode
 from cli.output import console
@@ -96,6 +96,24 @@ def run(
             help="Transcript fetches from one host at once (default 4, LIVEDASH_FETCH_PER_HOST)",
         ),
     ] = None,
+    heartbeat: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat",
+            min=0.1,
+            help="Seconds between the daemon's heartbeats in the fleet register (PostgreSQL: "
+            "and partition renewals)",
+        ),
+    ] = 2.0,
+    claim_timeout: Annotated[
+        float,
+        typer.Option(
+            "--claim-timeout",
+            min=0.2,
+            help="PostgreSQL: seconds without a heartbeat after which a daemon's partitions "
+            "may be taken over",
+        ),
+    ] = 5.0,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
@@ -121,8 +139,15 @@ def run(
         poll_interval=poll_interval,
         grace_seconds=grace,
         level_interval=max(poll_interval, 2.0),
+        fleet_heartbeat=heartbeat,
     )
-    with st.runtime() as rt:
+    if claim_timeout <= heartbeat:
+        raise CliError(
+            f"--claim-timeout ({claim_timeout}s) must be longer than --heartbeat ({heartbeat}s)",
+            hint="a few seconds past one heartbeat, e.g. --heartbeat 2 --claim-timeout 5",
+            code=ExitCode.USAGE,
+        )
+    with st.runtime() as rt, one_daemon_on_sqlite(rt):
         catch_up(rt)
         summary = run_daemon(
             st.settings,
@@ -131,6 +156,7 @@ def run(
             config,
             csv_interval if csv_interval > 0 else None,
             make_reporter(chosen, verbose),
+            claim_timeout,
         )
     if summary.next_retry_at is not None and until_idle:
         console.print(

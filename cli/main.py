@@ -16,6 +16,7 @@ from cli import (
     cmd_ops,
     cmd_reports,
     cmd_run,
+    cmd_workers,
 )
 from cli.context import State, handle_errors, state
 from cli.output import console
@@ -71,6 +72,7 @@ cmd_run.register(app)
 cmd_demo.register(app)
 cmd_analytics.register(app)
 cmd_migrate.register(app)
+cmd_workers.register(app)
 
 
 def main() -> None:

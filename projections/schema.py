@@ -287,3 +287,32 @@ ai_requests = Table(
 )
 """Every paid request as it was about to be sent: ``sent`` while its attempt runs, then
 ``answered`` (its usage is recorded) or ``answer_lost`` (the attempt ended without it)."""
+
+daemon_workers = Table(
+    "daemon_workers",
+    metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("stop_reason", String(64)),
+    Column("in_flight", JSON, nullable=False),
+    Column("completed_last_minute", Integer, nullable=False),
+    Column("partitions", Integer, nullable=False),
+    Index("ix_daemon_workers_heartbeat", "heartbeat_at"),
+)
+"""Every daemon that ran: operational state, not history (the log holds what they did).
+A row whose heartbeat is older than the fleet's claim timeout belongs to a dead daemon."""
+
+fleet_partitions = Table(
+    "fleet_partitions",
+    metadata,
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(200)),
+    Column("expires_at", UtcDateTime),
+    Column("taken_at", UtcDateTime),
+)
+"""Who works which partition (domain/partitions.py), until when: a claim the owner renews
+with each heartbeat; past ``expires_at`` any live daemon may take it over."""

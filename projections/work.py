@@ -3,14 +3,16 @@ runs, what wakes next."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, and_, exists, func, select
+from sqlalchemy import Connection, Engine, String, and_, cast, exists, func, select
 from sqlalchemy.orm import aliased
 
+from domain.partitions import last_bytes
 from domain.stages import READY_WHEN_PREVIOUS, Stage, Status
 from projections.ready import QUEUED
 from projections.schema import companies as companies_table
@@ -18,25 +20,44 @@ from projections.schema import session_stage_status as sss
 from projections.schema import stage_ready
 
 
+def in_partitions(column: Any, partitions: Collection[int] | None) -> list[Any]:
+    """The condition that keeps a session id column to these partitions (none: no limit)."""
+    if partitions is None:
+        return []
+    return [func.right(cast(column, String), 2).in_(last_bytes(partitions))]
+
+
 def due_work(
-    conn: Connection, stage: Stage, now: datetime, companies: Sequence[UUID], limit: int
+    conn: Connection,
+    stage: Stage,
+    now: datetime,
+    companies: Sequence[UUID],
+    limit: int,
+    partitions: Collection[int] | None = None,
 ) -> list[UUID]:
-    """Sessions whose ``stage`` a worker should take now, oldest first.
+    """Sessions whose ``stage`` a worker should take now, oldest first, in ``partitions``
+    when given (a daemon of a fleet).
 
     Three index-friendly slices: PENDING whose predecessor is done (for the stages after
     TRANSCRIPT_FETCH, the status projection's `stage_ready` rows), FAILED whose retry time has
     come, IN_PROGRESS whose lease expired.
     """
-    if not companies or limit <= 0:
+    if not companies or limit <= 0 or (partitions is not None and not partitions):
         return []
     found: list[UUID] = []
-    base = [sss.c.stage == stage.value, sss.c.company_id.in_(list(companies))]
+    base = [
+        sss.c.stage == stage.value,
+        sss.c.company_id.in_(list(companies)),
+        *in_partitions(sss.c.session_id, partitions),
+    ]
     previous = stage.previous
     if stage in QUEUED:  # kept by the status projection: read only what is due
         rows = conn.execute(
             select(stage_ready.c.session_id)
             .where(
-                stage_ready.c.stage == stage.value, stage_ready.c.company_id.in_(list(companies))
+                stage_ready.c.stage == stage.value,
+                stage_ready.c.company_id.in_(list(companies)),
+                *in_partitions(stage_ready.c.session_id, partitions),
             )
             .order_by(stage_ready.c.since)
             .limit(limit)
@@ -140,12 +161,17 @@ class WorkQueries:
             return company_statuses(conn)
 
     def due(
-        self, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID], limit: int
+        self,
+        stages: Sequence[Stage],
+        now: datetime,
+        companies: Sequence[UUID],
+        limit: int,
+        partitions: Collection[int] | None = None,
     ) -> dict[Stage, list[UUID]]:
         if not companies:
             return {}
         with self.engine.connect() as conn:
-            return {s: due_work(conn, s, now, companies, limit) for s in stages}
+            return {s: due_work(conn, s, now, companies, limit, partitions) for s in stages}
 
     def standing(
         self, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID]

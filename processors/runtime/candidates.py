@@ -4,7 +4,7 @@ asking the status projection (level trigger); the aggregate decides at claim tim
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -58,9 +58,14 @@ class Candidates:
             for sid in session_ids:
                 queue[sid] = None
 
-    def follow(self, events: Sequence[Event], now: datetime) -> None:
-        """Edge trigger: the log's news names the next candidates."""
+    def follow(
+        self, events: Sequence[Event], now: datetime, mine: Callable[[UUID], bool] | None = None
+    ) -> None:
+        """Edge trigger: the log's news names the next candidates (of the sessions that are
+        ``mine``, in a fleet)."""
         for event in events:
+            if mine is not None and not mine(event.originator_id):
+                continue
             if isinstance(event, Session.StageStarted | Session.StageSkipped):
                 # Claimed already (by this daemon's chaining or by another daemon): a queued
                 # candidate would only cost a load to find it is not due, and would pile up.
@@ -84,3 +89,9 @@ class Candidates:
 
     def stages(self) -> list[Stage]:
         return list(self._queues)
+
+    def keep_only(self, mine: Callable[[UUID], bool]) -> None:
+        """Drops the candidates of sessions that are no longer this daemon's to work."""
+        for queue in self._queues.values():
+            for sid in [s for s in queue if not mine(s)]:
+                del queue[sid]

@@ -71,6 +71,8 @@ class DaemonConfig:
     usage_wait: float = 10.0
     """How long a worker waits for its paid answer to be stored before it goes on; the answer
     stays with the daemon, which stores it as soon as the database allows."""
+    fleet_heartbeat: float = 2.0
+    """How often the daemon renews its row in the fleet's register and its partitions."""
     reconnect_max: float = 10.0
     """Longest pause between tries while the database is away."""
     outage_log_interval: float = 30.0

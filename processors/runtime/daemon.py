@@ -23,6 +23,7 @@ import functools
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from uuid import UUID
 
 from domain.company import Company
 from domain.errors import DomainError
+from domain.partitions import partition_of
 from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import Clock
@@ -49,8 +51,10 @@ from processors.runtime.workpool import WorkPool
 from processors.runtime.writes import WriteQueue
 from processors.stages.base import StageError, StageProcessor, WorkContext, WorkReleased
 from projections.local_feed import LocalFeed
+from projections.partitions import PartitionKeeper
 from projections.runner import ProjectionRunner
 from projections.work import WorkQueries
+from projections.workers import Presence
 from store.application import LiveDashApp
 
 Planned = tuple[Session, Stage, int | None]
@@ -67,8 +71,16 @@ class Daemon:
         clock: Clock,
         reporter: Reporter,
         scheduled: Sequence[Callable[[], None]] = (),
+        presence: Presence | None = None,
+        keeper: PartitionKeeper | None = None,
     ) -> None:
         self.app = app
+        self.presence = presence
+        """This daemon's row in the fleet's register (`livedash workers`), if kept."""
+        self.keeper = keeper
+        """Its partitions, in a fleet on PostgreSQL; without one it works every session."""
+        self.working: frozenset[int] | None = None if keeper is None else frozenset()
+        self._next_fleet_beat = 0.0
         self.processors = {s: p for s, p in processors.items() if s in config.stages}
         self.config = config
         self.clock = clock
@@ -125,6 +137,9 @@ class Daemon:
 
     def _run(self) -> DaemonSummary:
         self.feed.own_thread()
+        if self.presence is not None:
+            self._guarded(self.presence.join)
+        self._guarded(self._fleet_beat)
         self._guarded(self._refresh_companies)
         try:
             while True:
@@ -143,6 +158,9 @@ class Daemon:
                     rest = self.config.batch_window - (time.monotonic() - began)
                     if rest > 0:
                         time.sleep(rest)
+        except BaseException:
+            self.summary.stopped_by = "error"
+            raise
         finally:
             self._finish()
         return self.summary
@@ -166,9 +184,56 @@ class Daemon:
             )
         finally:
             self.feed.detach()
+            self._leave()
             for pool in self.pools.values():
                 pool.shutdown()
             self.reporter.finish(self.summary)
+
+    def _leave(self) -> None:
+        try:
+            if self.keeper is not None:
+                self.keeper.leave()
+            if self.presence is not None:
+                self.presence.leave(self.summary.stopped_by)
+        except Exception as e:  # the row and the claims then age out as a dead daemon's
+            if not is_database_unavailable(e):
+                raise
+
+    # ---------------------------------------------------------------- fleet
+    def _fleet_beat(self) -> None:
+        """The register's heartbeat and, in a fleet, the partitions' rebalance."""
+        if self.presence is None and self.keeper is None:
+            return
+        now_mono = time.monotonic()
+        if now_mono < self._next_fleet_beat:
+            return
+        self._next_fleet_beat = now_mono + self.config.fleet_heartbeat
+        if self.presence is not None:
+            in_flight = {
+                s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors
+            }
+            held = len(self.keeper.held) if self.keeper is not None else 0
+            self.presence.beat(in_flight, sum(self.summary.completed.values()), held)
+        if self.keeper is None:
+            return
+        busy = Counter(partition_of(sid) for sid, _ in self.in_flight)
+        change = self.keeper.keep(busy)
+        if change.working != self.working:
+            self.working = change.working
+            self.candidates.keep_only(self._mine)
+        if change.taken or change.released:
+            self._last_level = 0.0  # new partitions: ask what is due in them at once
+            self.reporter.log(
+                "partitions",
+                held=len(change.held),
+                taken=len(change.taken),
+                released=len(change.released),
+                live_daemons=change.live,
+                share=change.share,
+            )
+
+    def _mine(self, session_id: UUID) -> bool:
+        return self.working is None or partition_of(session_id) in self.working
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
         """Runs one step of the loop; a database outage is waited out, not obeyed."""
@@ -259,6 +324,7 @@ class Daemon:
                 self._refresh_companies()
                 self._level_trigger()
             self._claim()
+        self._fleet_beat()
         self.reporter.tick(self._snapshot())
 
     def follow_log(self) -> None:
@@ -266,7 +332,8 @@ class Daemon:
         from memory, anyone else's from the log) name the next candidates."""
         news = self.feed.take()
         if news:
-            self.candidates.follow(news, self.clock())
+            mine = None if self.working is None else self._mine
+            self.candidates.follow(news, self.clock(), mine)
 
     def _snapshot(self) -> dict[str, Any]:
         return {
@@ -284,7 +351,11 @@ class Daemon:
 
     def _level_trigger(self) -> None:
         found = self.work.due(
-            list(self.processors), self.clock(), self._active_companies(), self.config.claim_batch
+            list(self.processors),
+            self.clock(),
+            self._active_companies(),
+            self.config.claim_batch,
+            self.working,
         )
         for stage, ids in found.items():
             self.candidates.add(stage, ids)
@@ -308,6 +379,8 @@ class Daemon:
             lease = now + timedelta(seconds=cfg.lease_seconds)
             taken = 0
             for session in self.app.get_sessions(picked):
+                if not self._mine(session.id):
+                    continue  # its partition went to another daemon meanwhile
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
@@ -489,6 +562,8 @@ class Daemon:
         company = self.companies.get(session.company_id)
         if company is None or not company.is_active:
             return chain
+        if not self._mine(session.id):
+            return chain  # its partition is being handed over: the new owner goes on
         nxt = stage.next
         while nxt is not None and nxt in self.processors and session.is_due(nxt, now):
             reason = session.skip_reason(nxt)
