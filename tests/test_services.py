@@ -211,3 +211,15 @@ def test_services_on_postgres(pg_url: str) -> None:
         assert [r.external_id for r in retry(backend, request, "ops").reset] == [FIRST]
         assert _status(backend, FIRST, Stage.TRANSCRIPT_FETCH) is Status.PENDING
         assert session_history(backend, FIRST).session.company == ACME
+
+
+def test_a_bad_credential_origin_is_a_usage_error_once_the_company_is_known(
+    backend: Backend,
+) -> None:
+    with pytest.raises(ServiceError, match="unknown company"):
+        update_company(backend, "Nope", CompanySettings(auth_scope=["not an origin"]))
+    add_company(backend, ACME, CompanySettings(csv_url="/x.csv"))
+    with pytest.raises(ServiceError) as e:
+        update_company(backend, ACME, CompanySettings(auth_scope=["not an origin"]))
+    assert e.value.code is ExitCode.USAGE
+    assert list(backend.app.get_company(ACME).auth_scope) == []

@@ -6,8 +6,9 @@ from pydantic import BaseModel
 
 from domain.company import Company, CompanyStatus, CredentialRef
 from domain.company_history import CompanyHistoryEntry, describe_company
+from domain.urls import UrlError, parse_origin
 from processors.service.backend import Backend
-from processors.service.errors import ServiceError
+from processors.service.errors import ExitCode, ServiceError
 from processors.service.lookup import require_company
 from projections.models import CompanyInfo
 from projections.queries import list_companies
@@ -22,7 +23,8 @@ class CompanySettings(BaseModel):
     timezone: str | None = None
     ai_model: str | None = None
     auth_scope: list[str] | None = None
-    """Origins that may receive the credentials; on an update, ``[]`` clears the list."""
+    """Origins (``scheme://host[:port]``) that may receive the credentials; on an update, ``[]``
+    clears the list. Checked by the use case, after the company is known."""
     allow_plain_http_auth: bool | None = None
 
 
@@ -47,10 +49,10 @@ def add_company(
         backend.clock(),
         username=settings.username,
         password_ref=settings.password_ref,
-        timezone=settings.timezone or "UTC",
+        timezone=settings.timezone if settings.timezone is not None else "UTC",
         status=status,
         ai_model=settings.ai_model,
-        auth_scope=settings.auth_scope,
+        auth_scope=_origins(settings.auth_scope),
         allow_plain_http_auth=bool(settings.allow_plain_http_auth),
     )
     backend.app.register_company(company)
@@ -75,7 +77,7 @@ def update_company(backend: Backend, name: str, settings: CompanySettings) -> Co
             timezone=s.timezone,
             ai_model=s.ai_model,
         )
-    company.change_auth_policy(now, s.auth_scope, s.allow_plain_http_auth)
+    company.change_auth_policy(now, _origins(s.auth_scope), s.allow_plain_http_auth)
     backend.app.save(company)
     backend.catch_up()
     return company_info(backend, name)
@@ -110,6 +112,15 @@ def set_status(
     )
     backend.catch_up()
     return company
+
+
+def _origins(scope: list[str] | None) -> list[str] | None:
+    if scope is None:
+        return None
+    try:
+        return [parse_origin(item) for item in scope if item.strip()]
+    except UrlError as e:
+        raise ServiceError(str(e), code=ExitCode.USAGE) from None
 
 
 def _with_auth(backend: Backend, info: CompanyInfo) -> CompanyInfo:
