@@ -10,17 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.context import catch_up, handle_errors, optional_company, state
+from cli.context import backend, catch_up, handle_errors, optional_company, state
 from cli.errors import CliError, ExitCode
 from cli.output import console, exact_text, print_json
-from cli.runtime import Runtime
-from domain.errors import DomainError
-from domain.session import Session
-from domain.stages import Stage, Status
-from processors.clock import utc_now
+from domain.stages import Stage
+from processors.service.reprocess import check_stage, reprocess
 from projections.analytics_queries import Period, analytics_report, costs, top_questions
-from projections.models import CompanyInfo
-from projections.queries import list_companies, list_sessions
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 CompanyOpt = Annotated[str | None, typer.Option("--company", help="Only this company")]
@@ -213,44 +208,22 @@ def reprocess_cmd(
     prompt version runs; --model also sets the company's model."""
     settings = state(ctx).settings
     target = Stage.parse(stage)
-    if target is Stage.CSV_IMPORT:
-        raise CliError("CSV_IMPORT is redone by importing the file again", code=ExitCode.USAGE)
+    check_stage(target)
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        info = optional_company(rt, company)
-        now = utc_now()
-        if model:
-            names = [info.name] if info else [c.name for c in _companies(rt)]
-            for name in names:
-                c = rt.app.get_company(name)
-                c.change_settings(now, ai_model=model, actor=settings.actor, reason=reason)
-                rt.app.save(c)
-        with rt.engine.connect() as conn:
-            rows = list_sessions(
-                conn, target, Status.COMPLETED, info.company_id if info else None, limit
-            )
-        reset: list[Session] = []
-        for session in rt.app.get_sessions([r.session_id for r in rows]):
-            try:
-                session.reset_stage(target, reason, settings.actor, now, force=True)
-            except DomainError:
-                continue
-            reset.append(session)
-            if len(reset) % 500 == 0:
-                rt.app.save_batch(reset[-500:])
-        rt.app.save_batch(reset[len(reset) - len(reset) % 500 :])
-        catch_up(rt)
-    result = {"stage": target.value, "reset": len(reset), "model": model, "reason": reason}
+        result = reprocess(
+            backend(rt),
+            target,
+            settings.actor,
+            company=company,
+            model=model,
+            reason=reason,
+            limit=limit,
+        )
     if json_out:
-        print_json(result)
+        print_json(result.model_dump())
     else:
         console.print(
-            f"{len(reset)} session(s) back to PENDING at {target.value}"
-            + (f"; model now {model}" if model else "")
+            f"{result.reset} session(s) back to PENDING at {result.stage}"
+            + (f"; model now {result.model}" if result.model else "")
             + " — `livedash run` picks them up"
         )
-
-
-def _companies(rt: Runtime) -> list[CompanyInfo]:
-    with rt.engine.connect() as conn:
-        return list_companies(conn)

@@ -9,16 +9,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.context import catch_up, handle_errors, require_company, state
+from cli.context import backend, handle_errors, state
 from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_time, print_json
-from cli.runtime import Runtime
-from domain.company import Company, CompanyStatus, CredentialRef
-from domain.company_history import describe_company
-from domain.urls import UrlError, parse_origin, redact, refuse_userinfo
-from processors.clock import utc_now
-from projections.models import CompanyInfo
-from projections.queries import list_companies
+from domain.company import CompanyStatus, CredentialRef
+from domain.urls import UrlError, redact, refuse_userinfo
+from processors.service.companies import (
+    CompanySettings,
+    add_company,
+    companies,
+    company_history,
+    set_status,
+    update_company,
+)
 
 AUTH_SCOPE_HELP = (
     "Origins (scheme://host[:port], comma-separated) that may receive the credentials besides "
@@ -61,23 +64,17 @@ def add(
     ref = _credential_ref(password_env, password_file)
     if ref and not username:
         raise CliError("a password reference needs --username")
-    source = _source(csv_url)
+    settings = CompanySettings(
+        csv_url=_source(csv_url),
+        username=username,
+        password_ref=ref,
+        timezone=timezone,
+        ai_model=ai_model,
+        auth_scope=_scope(auth_scope),
+        allow_plain_http_auth=allow_plain_http_auth,
+    )
     with state(ctx).runtime() as rt:
-        company = Company.register(
-            name,
-            source,
-            utc_now(),
-            username=username,
-            password_ref=ref,
-            timezone=timezone,
-            status=CompanyStatus.parse(status),
-            ai_model=ai_model,
-            auth_scope=_scope(auth_scope),
-            allow_plain_http_auth=allow_plain_http_auth,
-        )
-        rt.app.register_company(company)
-        catch_up(rt)
-        info = _with_auth(rt, require_company(rt, name))
+        info = add_company(backend(rt), name, settings, CompanyStatus.parse(status))
     if json_out:
         print_json(info)
     else:
@@ -119,29 +116,17 @@ def update(
 ) -> None:
     """Change a company's CSV source, credentials, timezone, model or credential scope;
     options not given keep their value."""
-    ref = _credential_ref(password_env, password_file)
-    source = _source(csv_url) if csv_url is not None else None
+    settings = CompanySettings(
+        password_ref=_credential_ref(password_env, password_file),
+        csv_url=_source(csv_url) if csv_url is not None else None,
+        username=username,
+        timezone=timezone,
+        ai_model=ai_model,
+        auth_scope=_scope(auth_scope),
+        allow_plain_http_auth=allow_plain_http_auth,
+    )
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        require_company(rt, name)
-        company = rt.app.get_company(name)
-        if ref and not (username or company.username):
-            raise CliError("a password reference needs --username")
-        now = utc_now()
-        settings = (source, username, ref, timezone, ai_model)
-        if any(v is not None for v in settings):
-            company.change_settings(
-                now,
-                csv_url=source,
-                username=username,
-                password_ref=ref,
-                timezone=timezone,
-                ai_model=ai_model,
-            )
-        company.change_auth_policy(now, _scope(auth_scope), allow_plain_http_auth)
-        rt.app.save(company)
-        catch_up(rt)
-        info = _with_auth(rt, require_company(rt, name))
+        info = update_company(backend(rt), name, settings)
     if json_out:
         print_json(info)
     else:
@@ -170,20 +155,10 @@ def _source(csv_url: str) -> str:
 
 
 def _scope(value: str | None) -> list[str] | None:
+    """The comma-separated origins; the use case checks each one."""
     if value is None:
         return None
-    try:
-        return [parse_origin(item) for item in value.split(",") if item.strip()]
-    except UrlError as e:
-        raise CliError(str(e), code=ExitCode.USAGE) from None
-
-
-def _with_auth(rt: Runtime, info: CompanyInfo) -> CompanyInfo:
-    """The credential scope, read from the company itself (the projection predates it)."""
-    company = rt.app.get_company(info.company_id)
-    info.auth_scope = list(company.auth_scope)
-    info.allow_plain_http_auth = company.allow_plain_http_auth
-    return info
+    return [item for item in value.split(",") if item.strip()]
 
 
 @app.command("list")
@@ -194,10 +169,7 @@ def list_(
 ) -> None:
     """Companies with their status, session count and last import."""
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        with rt.engine.connect() as conn:
-            rows = list_companies(conn)
-        rows = [_with_auth(rt, info) for info in rows]
+        rows = companies(backend(rt))
     if json_out:
         print_json(rows)
         return
@@ -245,13 +217,12 @@ def history(
 ) -> None:
     """Every change to a company, in order: who changed its status or settings, and why."""
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        info = require_company(rt, name)
-        entries = describe_company(rt.app.events.get(info.company_id))[-max(limit, 0) :]
+        trail = company_history(backend(rt), name, limit)
+    entries = trail.events
     if json_out:
-        print_json({"company": info.name, "events": entries})
+        print_json({"company": trail.company, "events": entries})
         return
-    table = Table(title=f"History of {escape(info.name)}")
+    table = Table(title=f"History of {escape(trail.company)}")
     for col in ("#", "time (UTC)", "event", "change", "by", "reason"):
         table.add_column(col)
     for e in entries:
@@ -272,12 +243,7 @@ def history(
 def _set_status(ctx: typer.Context, name: str, status: CompanyStatus, reason: str | None) -> None:
     settings = state(ctx).settings
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        require_company(rt, name)  # unknown name: one line with a hint, like everywhere else
-        company = rt.app.change_company_status(
-            name, status, reason or f"set to {status.value}", settings.actor, utc_now()
-        )
-        catch_up(rt)
+        company = set_status(backend(rt), name, status, settings.actor, reason)
     console.print(f"{escape(company.name)} is now {company.status.value}")
 
 

@@ -18,15 +18,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cli.context import catch_up, handle_errors, optional_company, require_company, state
+from cli.context import backend, handle_errors, state
 from cli.errors import CliError, ExitCode
 from cli.output import console, err_console, fmt_time, print_json
 from domain.urls import UrlError, refuse_userinfo
-from processors.clock import utc_now
-from processors.ingest.importer import file_reader, outcome_warning, run_import
-from processors.ingest.source import CsvSource
+from processors.ingest.importer import outcome_warning
+from processors.service.imports import import_csv, import_runs
 from projections.models import ImportRunInfo
-from projections.queries import list_import_runs
 
 
 def register(app: typer.Typer) -> None:
@@ -86,38 +84,21 @@ def import_(
     st = state(ctx)
     limit = max_csv_bytes or st.settings.max_csv_bytes
     with st.runtime() as rt:
-        catch_up(rt)
-        info = require_company(rt, company)
-        company_agg = rt.app.get_company(info.company_id)
-        source = CsvSource(st.secrets, max_bytes=limit)
-        read = (
-            file_reader(file, max_bytes=limit)
-            if file
-            else (lambda: source.read(company_agg, force=force))
-        )
         bar = _progress(json_out)
         try:
-            run = run_import(
-                rt.app,
-                rt.runner,
-                company_agg,
-                read,
-                utc_now,
+            report = import_csv(
+                backend(rt),
+                company,
+                file,
+                secrets=st.secrets,
+                max_bytes=limit,
+                force=force,
+                encoding=encoding,
                 progress=bar.advance,
                 on_start=bar.start,
-                encoding=encoding.strip().lower(),
             )
         finally:
             bar.stop()
-            source.close()
-        catch_up(rt)
-        with rt.engine.connect() as conn:
-            report = next(
-                r
-                for r in list_import_runs(conn, info.company_id, limit=5, rejections=True)
-                if r.run_id == run.run_id
-            )
-    report.encoding = run.encoding
     if json_out:
         print_json(report)
     else:
@@ -199,12 +180,7 @@ def imports(
 ) -> None:
     """Recent import runs with their counts and rejections."""
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        info = optional_company(rt, company)
-        with rt.engine.connect() as conn:
-            runs = list_import_runs(
-                conn, info.company_id if info else None, limit=limit, rejections=json_out
-            )
+        runs = import_runs(backend(rt), company, limit=limit, rejections=json_out)
     if json_out:
         print_json(runs)
         return

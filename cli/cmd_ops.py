@@ -11,17 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.cmd_reports import resolve_session
-from cli.context import catch_up, handle_errors, optional_company, state
+from cli.context import backend, handle_errors, state
 from cli.errors import CliError
 from cli.output import console, fmt_age, fmt_time, print_json
 from cli.runtime import Runtime, events_table
-from domain.errors import DomainError
-from domain.session import Session
-from domain.stages import STAGE_ORDER, Stage, Status
-from processors.clock import utc_now
+from domain.stages import Stage
+from processors.service.retry import RetryRequest
+from processors.service.retry import retry as retry_sessions
 from projections.notify import PgListener
-from projections.queries import failed_session_ids
 from projections.store import ANALYTICS, upgrade_money
 
 projections_app = typer.Typer(help="Inspect and rebuild the projections.", no_args_is_help=True)
@@ -49,69 +46,27 @@ def retry(
 ) -> None:
     """Send failed (or skipped) stages back to PENDING; history keeps every earlier attempt."""
     settings = state(ctx).settings
-    stage_v = Stage.parse(stage) if stage else None
-    if all_failed and stage_v is None:
-        raise CliError(
-            "--all-failed needs --stage", hint="e.g. --stage TRANSCRIPT_FETCH --all-failed"
-        )
-    if not sessions and not all_failed:
-        raise CliError("name sessions to retry, or use --stage S --all-failed")
+    request = RetryRequest(
+        sessions=sessions or [],
+        stage=Stage.parse(stage) if stage else None,
+        all_failed=all_failed,
+        company=company,
+        reason=reason,
+    )
+    request.check()
     with state(ctx).runtime() as rt:
-        catch_up(rt)
-        if all_failed:
-            assert stage_v is not None
-            info = optional_company(rt, company)
-            with rt.engine.connect() as conn:
-                ids = failed_session_ids(conn, stage_v, info.company_id if info else None)
-        else:
-            ids = [resolve_session(rt, key, company)["session_id"] for key in sessions or []]
-        now = utc_now()
-        reset: list[Session] = []
-        refused: list[dict[str, str]] = []
-        for session in rt.app.get_sessions(ids):
-            target = stage_v or _first_resettable(session)
-            try:
-                if target is None:
-                    raise DomainError("no FAILED or SKIPPED stage to retry")
-                session.reset_stage(target, reason, settings.actor, now)
-                reset.append(session)
-            except DomainError as e:
-                refused.append(
-                    {
-                        "session_id": str(session.id),
-                        "external_id": session.external_id,
-                        "reason": str(e),
-                    }
-                )
-        for i in range(0, len(reset), 500):
-            rt.app.save_batch(reset[i : i + 500])
-        catch_up(rt)
-    result = {
-        "reset": [{"session_id": str(s.id), "external_id": s.external_id} for s in reset],
-        "refused": refused,
-        "actor": settings.actor,
-        "reason": reason,
-    }
+        result = retry_sessions(backend(rt), request, settings.actor)
     if json_out:
-        print_json(result)
+        print_json(result.model_dump())
     else:
         console.print(
-            f"reset {len(reset)} session(s) to PENDING "
-            f"(by {escape(settings.actor)}: {escape(reason)})"
+            f"reset {len(result.reset)} session(s) to PENDING "
+            f"(by {escape(result.actor)}: {escape(result.reason)})"
         )
-        for r in refused:
-            console.print(
-                f"  [yellow]not reset[/] {escape(r['external_id'])}: {escape(r['reason'])}"
-            )
-    if refused and not reset:
+        for r in result.refused:
+            console.print(f"  [yellow]not reset[/] {escape(r.external_id)}: {escape(r.reason)}")
+    if result.refused and not result.reset:
         raise typer.Exit(1)
-
-
-def _first_resettable(session: Session) -> Stage | None:
-    for stage in STAGE_ORDER[1:]:
-        if session.stages[stage].status in (Status.FAILED, Status.SKIPPED):
-            return stage
-    return None
 
 
 @projections_app.command("status")

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.context import catch_up, handle_errors, optional_company, state
+from cli.context import backend, catch_up, handle_errors, optional_company, state
 from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_age, fmt_time, print_json, styled_status
-from cli.runtime import Runtime
-from domain.history import describe
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
+from processors.service.history import SessionAt, session_at, session_history
+from processors.service.lookup import SessionRef
 from projections.models import StatusReport
 from projections.queries import failed as failed_query
-from projections.queries import find_sessions, list_sessions, status_report
+from projections.queries import list_sessions, status_report
 
 
 def register(app: typer.Typer) -> None:
@@ -169,24 +168,6 @@ def failed(
     console.print(table)
 
 
-def resolve_session(rt: Runtime, key: str, company: str | None) -> dict[str, Any]:
-    info = optional_company(rt, company)
-    with rt.engine.connect() as conn:
-        found = find_sessions(conn, key, info.company_id if info else None)
-    if not found:
-        raise CliError(
-            f"unknown session {key!r}",
-            hint="use the internal id or the external session id; `livedash sessions` lists them",
-        )
-    if len(found) > 1:
-        names = ", ".join(sorted(str(f["company"]) for f in found))
-        raise CliError(
-            f"session id {key!r} exists in several companies ({names})",
-            hint="add --company NAME",
-        )
-    return found[0]
-
-
 def _parse_at(value: str) -> datetime:
     try:
         at = datetime.fromisoformat(value)
@@ -211,43 +192,18 @@ def history(
 ) -> None:
     """Every event of one session, in order; with --at, the stages as they were then."""
     at_v = _parse_at(at) if at else None
-    with state(ctx).runtime() as rt:
-        catch_up(rt)
-        found = resolve_session(rt, session, company)
-        sid: UUID = found["session_id"]
-        events = rt.app.session_events(sid)
-    entries = describe(events)
-    header = {
-        "session_id": str(sid),
-        "external_id": found["external_id"],
-        "company": found["company"],
-    }
     if at_v is not None:
-        states = {}
-        for stage, s in _stages_at(events, at_v).items():
-            states[stage] = s
-        if json_out:
-            print_json({**header, "at": at_v.isoformat(), "stages": states})
-            return
-        console.print(f"[bold]{escape(found['external_id'])}[/] as of {fmt_time(at_v)} UTC")
-        table = Table()
-        for col in ("stage", "status", "attempt", "retries", "since", "error / note"):
-            table.add_column(col)
-        for stage, s in states.items():
-            table.add_row(
-                stage,
-                styled_status(s["status"]),
-                str(s["attempt"]),
-                str(s["retry_count"]),
-                fmt_time(s["updated_at"]),
-                escape(s["error_message"] or s["note"] or ""),
-            )
-        console.print(table)
+        with state(ctx).runtime() as rt:
+            then = session_at(backend(rt), session, at_v, company)
+        _print_stages_at(then, json_out)
         return
+    with state(ctx).runtime() as rt:
+        trail = session_history(backend(rt), session, company)
+    found, sid, entries = trail.session, trail.session.session_id, trail.events
     if json_out:
-        print_json({**header, "events": entries})
+        print_json({**_header(found), "events": entries})
         return
-    console.print(f"[bold]{escape(found['external_id'])}[/] ({sid}) — {escape(found['company'])}")
+    console.print(f"[bold]{escape(found.external_id)}[/] ({sid}) — {escape(found.company)}")
     table = Table()
     for col in ("#", "time (UTC)", "event", "stage", "status", "attempt", "worker", "detail"):
         table.add_column(col, no_wrap=col in ("#", "time (UTC)", "event"))
@@ -279,25 +235,30 @@ def history(
     console.print(table)
 
 
-def _stages_at(events: list[Any], at: datetime) -> dict[str, dict[str, Any]]:
-    """Folds the events up to ``at``; before the session existed every stage is absent."""
-    session = None
-    for event in events:
-        if event.timestamp > at:
-            break
-        session = event.mutate(session)
-    if session is None:
-        raise CliError(f"the session did not exist yet at {at.isoformat()}")
+def _header(ref: SessionRef) -> dict[str, Any]:
     return {
-        stage.value: {
-            "status": s.status.value,
-            "attempt": s.attempt,
-            "retry_count": s.retry_count,
-            "updated_at": s.updated_at,
-            "error_type": s.error_type,
-            "error_message": s.error_message,
-            "retry_at": s.retry_at,
-            "note": s.note,
-        }
-        for stage, s in session.stages.items()
+        "session_id": str(ref.session_id),
+        "external_id": ref.external_id,
+        "company": ref.company,
     }
+
+
+def _print_stages_at(then: SessionAt, json_out: bool) -> None:
+    states = {stage: s.model_dump() for stage, s in then.stages.items()}
+    if json_out:
+        print_json({**_header(then.session), "at": then.at.isoformat(), "stages": states})
+        return
+    console.print(f"[bold]{escape(then.session.external_id)}[/] as of {fmt_time(then.at)} UTC")
+    table = Table()
+    for col in ("stage", "status", "attempt", "retries", "since", "error / note"):
+        table.add_column(col)
+    for stage, st in states.items():
+        table.add_row(
+            stage,
+            styled_status(st["status"]),
+            str(st["attempt"]),
+            str(st["retry_count"]),
+            fmt_time(st["updated_at"]),
+            escape(st["error_message"] or st["note"] or ""),
+        )
+    console.print(table)

@@ -20,9 +20,11 @@ from cli.runtime import Runtime
 from cli.secrets import environment_secrets
 from cli.settings import Settings
 from domain.errors import DomainError
+from processors.clock import utc_now
 from processors.net.credentials import SecretResolver
+from processors.service import lookup
+from processors.service.backend import Backend
 from projections.models import CompanyInfo
-from projections.queries import company_by_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,19 +86,17 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def backend(rt: Runtime) -> Backend:
+    """What the use cases of processors/service work on."""
+    return Backend(app=rt.app, engine=rt.engine, runner=rt.runner, clock=utc_now)
+
+
 def require_company(rt: Runtime, name: str) -> CompanyInfo:
-    with rt.engine.connect() as conn:
-        info = company_by_name(conn, name)
-    if info is None:
-        raise CliError(
-            f"unknown company {name!r}",
-            hint="`livedash company list` shows the registered companies",
-        )
-    return info
+    return lookup.require_company(rt.engine, name)
 
 
 def optional_company(rt: Runtime, name: str | None) -> CompanyInfo | None:
-    return require_company(rt, name) if name else None
+    return lookup.optional_company(rt.engine, name)
 
 
 def catch_up(rt: Runtime) -> None:

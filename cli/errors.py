@@ -1,26 +1,10 @@
-"""Errors the CLI prints as one line with a hint, and the exit codes scripts can rely on."""
+"""The CLI's errors are the service's: one line with a hint, and an exit code scripts rely on."""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from processors.service.errors import ExitCode, ServiceError
 
+CliError = ServiceError
+"""The name the commands use; a refusal raised by a use case is printed the same way."""
 
-class ExitCode(IntEnum):
-    OK = 0
-    FAILED = 1
-    """The request was understood but refused: unknown company or session, a domain rule."""
-    USAGE = 2
-    DATABASE = 3
-    """The database is unreachable or not initialised."""
-    SOURCE = 4
-    """A CSV source could not be read."""
-    REJECTED_ROWS = 5
-    """`import --strict` found rows it had to reject."""
-
-
-class CliError(Exception):
-    def __init__(self, message: str, hint: str | None = None, code: ExitCode = ExitCode.FAILED):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.code = code
+__all__ = ["CliError", "ExitCode", "ServiceError"]
