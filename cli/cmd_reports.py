@@ -12,10 +12,11 @@ from rich.table import Table
 from cli.context import backend, catch_up, handle_errors, optional_company, state
 from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_age, fmt_time, print_json, styled_status
+from domain.partitions import PARTITIONS
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
 from processors.service.history import SessionAt, session_at, session_history
 from processors.service.lookup import SessionRef
-from projections.models import StatusReport
+from projections.models import FleetInfo, StatusReport
 from projections.queries import failed as failed_query
 from projections.queries import list_sessions, status_report
 
@@ -79,6 +80,8 @@ def _print_status(r: StatusReport) -> None:
         )
     for problem in r.import_warnings:
         console.print(f"[yellow]import:[/] {escape(problem.message)}", soft_wrap=True)
+    if r.fleet is not None:
+        _print_fleet(r.fleet)
     if r.recent_failures:
         console.print(f"[bold]Recent failures[/] ({r.failed_total} failed in all)")
         for f in r.recent_failures:
@@ -87,6 +90,19 @@ def _print_status(r: StatusReport) -> None:
                 f"  {escape(f.external_id)}: {f.stage} attempt {f.attempt} — "
                 f"{f.error_type}: {escape(f.error_message or '')} ({retry})"
             )
+
+
+def _print_fleet(f: FleetInfo) -> None:
+    line = f"Daemons: {f.live_daemons} live"
+    if f.partitions_unowned is None:
+        console.print(line)
+    elif f.partitions_unowned and f.live_daemons:
+        console.print(
+            f"{line}; [yellow]{f.partitions_unowned} of {PARTITIONS} partitions unowned[/] "
+            "(taken over within the claim timeout)"
+        )
+    else:
+        console.print(f"{line}; partitions unowned: {f.partitions_unowned}")
 
 
 @handle_errors

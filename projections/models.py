@@ -131,6 +131,13 @@ class ImportWarning(BaseModel):
     message: str
 
 
+class FleetInfo(BaseModel):
+    live_daemons: int
+    """Daemons whose heartbeat is fresh (`livedash workers` lists them)."""
+    partitions_unowned: int | None
+    """PostgreSQL: partitions no live daemon holds (None on SQLite, which runs one daemon)."""
+
+
 class StatusReport(BaseModel):
     generated_at: datetime
     company: str | None
@@ -142,6 +149,7 @@ class StatusReport(BaseModel):
     oldest_pending: OldestPending | None
     waiting_companies: list[WaitingCompany]
     import_warnings: list[ImportWarning] = Field(default_factory=list)
+    fleet: FleetInfo | None = None
 
 
 CompanyInfo.model_rebuild()

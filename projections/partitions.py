@@ -43,19 +43,17 @@ def live_daemons(conn: Connection, timeout: float) -> int:
     )
 
 
-def unowned_partitions(conn: Connection) -> int:
-    """Partitions no live daemon holds (never taken, released, or their owner's claim
+def unowned_partitions(conn: Connection, count: int = PARTITIONS) -> int:
+    """Partitions no live daemon holds (never taken, given back, or their owner's claim
     expired)."""
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                or_(
-                    fleet_partitions.c.owner.is_(None),
-                    fleet_partitions.c.expires_at <= func.now(),
-                )
-            )
-        ).scalar_one()
-    )
+    held = conn.execute(
+        select(func.count()).where(
+            fleet_partitions.c.owner.is_not(None),
+            fleet_partitions.c.expires_at > func.now(),
+            fleet_partitions.c.partition < count,
+        )
+    ).scalar_one()
+    return count - int(held)
 
 
 class PartitionKeeper:

@@ -33,6 +33,7 @@ from projections.schema import (
     session_stage_status,
     sessions,
 )
+from projections.workers import fleet_info
 
 sss = session_stage_status
 
@@ -135,6 +136,7 @@ def status_report(
         oldest_pending=_oldest_pending(conn, company_id, now),
         waiting_companies=waiting_companies(conn, company_id),
         import_warnings=import_warnings(conn, company_id),
+        fleet=fleet_info(conn, now),
     )
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from projections.models import FleetInfo
+from projections.partitions import unowned_partitions
 from projections.schema import daemon_workers
 from projections.store import WRITE
 from projections.upsert import dialect_insert
@@ -160,3 +162,10 @@ class Presence:
                 .where(daemon_workers.c.worker_id == self.worker_id)
                 .values(heartbeat_at=now, **({"stopped_at": now} if stopped else {}), **values)
             )
+
+
+def fleet_info(conn: Connection, now: datetime) -> FleetInfo:
+    """How many daemons are live and, on PostgreSQL, how many partitions nobody holds."""
+    live = sum(1 for w in workers(conn, database_now(conn, lambda: now)) if w.live)
+    unowned = unowned_partitions(conn) if conn.dialect.name == "postgresql" else None
+    return FleetInfo(live_daemons=live, partitions_unowned=unowned)

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from domain.partitions import PARTITIONS
 from processors.clock import utc_now
+from projections.partitions import PartitionKeeper
+from projections.queries import status_report
 from projections.workers import Presence, database_now, workers
 from store.run_lock import AnotherDaemon, single_daemon
 from tests.conftest import LIVEDASH, Livedash
@@ -96,3 +99,19 @@ def test_livedash_workers_and_the_sqlite_refusal_through_the_real_command(
     listed = json.loads(livedash("workers", "--json").stdout)["workers"]
     (w,) = [w for w in listed if w["worker_id"] == "first"]
     assert not w["live"] and w["stop_reason"] == "signal"
+
+
+def test_status_says_how_many_daemons_are_live_and_what_is_unowned(database_url: str) -> None:
+    with runtime(database_url) as rt:
+        with rt.engine.connect() as conn:
+            before = status_report(conn).fleet
+        assert before is not None and before.live_daemons == 0
+        postgres = rt.engine.dialect.name == "postgresql"
+        assert before.partitions_unowned == (PARTITIONS if postgres else None)
+        Presence(rt.engine, "w", "h", 1, utc_now, 0).join()
+        if postgres:
+            PartitionKeeper(rt.engine, "w").keep({})
+        with rt.engine.connect() as conn:
+            after = status_report(conn).fleet
+        assert after is not None and after.live_daemons == 1
+        assert after.partitions_unowned == (0 if postgres else None)
