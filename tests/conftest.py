@@ -34,7 +34,7 @@ PG_HOST = os.environ.get("LIVEDASH_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("LIVEDASH_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("LIVEDASH_TEST_PG_USER", "postgres")
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_CSV = REPO / "tests" / "data" / "livedash-sample.csv"  # a copy of shared/data
+SAMPLE_CSV = REPO / "tests" / "data" / "livedash-sample.csv"  # six rows of the original export
 LIVEDASH = [sys.executable, "-m", "cli.main"]
 
 
