@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(VENV)/bin/livedash demo
 
+# Four workers on two cores: most tests wait on subprocesses, servers and the database.
+# worksteal: a worker left with long tests hands them to idle ones.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4 --dist worksteal
 
 # SQLite only, no subprocess: the markers are applied by tests/conftest.py.
 test-fast: $(STAMP)

@@ -23,7 +23,6 @@ import functools
 import threading
 import time
 import weakref
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -33,17 +32,17 @@ from uuid import UUID
 
 from domain.company import Company
 from domain.errors import DomainError
-from domain.partitions import partition_of
 from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import Clock
 from processors.runtime.candidates import Candidates
 from processors.runtime.config import DaemonConfig
+from processors.runtime.fleet import FleetMember
 from processors.runtime.flight import InFlight, Outcome
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
-from processors.runtime.outcomes import apply_outcome
+from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
 from processors.runtime.reporting import Reporter
 from processors.runtime.summary import DaemonSummary, count
@@ -75,12 +74,8 @@ class Daemon:
         keeper: PartitionKeeper | None = None,
     ) -> None:
         self.app = app
-        self.presence = presence
-        """This daemon's row in the fleet's register (`livedash workers`), if kept."""
-        self.keeper = keeper
-        """Its partitions, in a fleet on PostgreSQL; without one it works every session."""
-        self.working: frozenset[int] | None = None if keeper is None else frozenset()
-        self._next_fleet_beat = 0.0
+        self.fleet = FleetMember(presence, keeper, config.fleet_heartbeat)
+        """Its row in the register and, in a fleet on PostgreSQL, its partitions."""
         self.processors = {s: p for s, p in processors.items() if s in config.stages}
         self.config = config
         self.clock = clock
@@ -137,8 +132,7 @@ class Daemon:
 
     def _run(self) -> DaemonSummary:
         self.feed.own_thread()
-        if self.presence is not None:
-            self._guarded(self.presence.join)
+        self._guarded(self.fleet.join)
         self._guarded(self._fleet_beat)
         self._guarded(self._refresh_companies)
         try:
@@ -184,43 +178,21 @@ class Daemon:
             )
         finally:
             self.feed.detach()
-            self._leave()
+            self.fleet.leave(self.summary.stopped_by)
             for pool in self.pools.values():
                 pool.shutdown()
             self.reporter.finish(self.summary)
 
-    def _leave(self) -> None:
-        try:
-            if self.keeper is not None:
-                self.keeper.leave()
-            if self.presence is not None:
-                self.presence.leave(self.summary.stopped_by)
-        except Exception as e:  # the row and the claims then age out as a dead daemon's
-            if not is_database_unavailable(e):
-                raise
-
     # ---------------------------------------------------------------- fleet
     def _fleet_beat(self) -> None:
-        """The register's heartbeat and, in a fleet, the partitions' rebalance."""
-        if self.presence is None and self.keeper is None:
+        change = self.fleet.beat(
+            (sid for sid, _ in self.in_flight),
+            self._in_flight_per_stage(),
+            sum(self.summary.completed.values()),
+        )
+        if change is None:
             return
-        now_mono = time.monotonic()
-        if now_mono < self._next_fleet_beat:
-            return
-        self._next_fleet_beat = now_mono + self.config.fleet_heartbeat
-        if self.presence is not None:
-            in_flight = {
-                s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors
-            }
-            held = len(self.keeper.held) if self.keeper is not None else 0
-            self.presence.beat(in_flight, sum(self.summary.completed.values()), held)
-        if self.keeper is None:
-            return
-        busy = Counter(partition_of(sid) for sid, _ in self.in_flight)
-        change = self.keeper.keep(busy)
-        if change.working != self.working:
-            self.working = change.working
-            self.candidates.keep_only(self._mine)
+        self.candidates.keep_only(self.fleet.mine)
         if change.taken or change.released:
             self._last_level = 0.0  # new partitions: ask what is due in them at once
             self.reporter.log(
@@ -232,8 +204,8 @@ class Daemon:
                 share=change.share,
             )
 
-    def _mine(self, session_id: UUID) -> bool:
-        return self.working is None or partition_of(session_id) in self.working
+    def _in_flight_per_stage(self) -> dict[str, int]:
+        return {s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors}
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
         """Runs one step of the loop; a database outage is waited out, not obeyed."""
@@ -259,23 +231,9 @@ class Daemon:
 
     # ------------------------------------------------------------- outages
     def _went_offline(self, error: BaseException) -> None:
-        now = time.monotonic()
-        said = self.outage.failed(now)
-        if said == "began":
+        waiting = len(self.paid.backlog) + self.writes.waiting
+        if self.outage.report(error, time.monotonic(), waiting, self.reporter.log):
             self.summary.outages += 1
-            self.reporter.log(
-                "database_unavailable",
-                error=short_error(error),
-                detail="no new work starts; outcomes and paid answers are kept until it returns",
-            )
-        elif said == "ongoing":
-            assert self.outage.since is not None
-            self.reporter.log(
-                "database_still_unavailable",
-                seconds=round(now - self.outage.since),
-                waiting_to_store=len(self.paid.backlog) + self.writes.waiting,
-                error=short_error(error),
-            )
 
     def _reconnect(self) -> None:
         """One try while the database is away: what came in is applied in memory, then stored
@@ -332,14 +290,12 @@ class Daemon:
         from memory, anyone else's from the log) name the next candidates."""
         news = self.feed.take()
         if news:
-            mine = None if self.working is None else self._mine
+            mine = self.fleet.mine if self.fleet.partitioned else None
             self.candidates.follow(news, self.clock(), mine)
 
     def _snapshot(self) -> dict[str, Any]:
         return {
-            "in_flight": {
-                s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors
-            },
+            "in_flight": self._in_flight_per_stage(),
             "queued": {s.value: n for s, n in self.candidates.sizes().items()},
             "completed": dict(self.summary.completed),
             "failed": dict(self.summary.failed),
@@ -355,7 +311,7 @@ class Daemon:
             self.clock(),
             self._active_companies(),
             self.config.claim_batch,
-            self.working,
+            self.fleet.working,
         )
         for stage, ids in found.items():
             self.candidates.add(stage, ids)
@@ -379,7 +335,7 @@ class Daemon:
             lease = now + timedelta(seconds=cfg.lease_seconds)
             taken = 0
             for session in self.app.get_sessions(picked):
-                if not self._mine(session.id):
+                if not self.fleet.mine(session.id):
                     continue  # its partition went to another daemon meanwhile
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
@@ -548,7 +504,7 @@ class Daemon:
             if outcome.flight.session.id not in saved:
                 self._lost.append(outcome)
             else:
-                self._report(outcome)
+                report_outcome(outcome, self.summary, self.reporter)
         for session, stage, attempt in chained:
             if session.id in saved:
                 self._started(session, stage, attempt)
@@ -562,7 +518,7 @@ class Daemon:
         company = self.companies.get(session.company_id)
         if company is None or not company.is_active:
             return chain
-        if not self._mine(session.id):
+        if not self.fleet.mine(session.id):
             return chain  # its partition is being handed over: the new owner goes on
         nxt = stage.next
         while nxt is not None and nxt in self.processors and session.is_due(nxt, now):
@@ -615,29 +571,11 @@ class Daemon:
     def _lost_stored(self, retried: list[Outcome], saved: set[UUID]) -> None:
         for outcome in retried:
             if outcome.flight.session.id in saved:
-                self._report(outcome)
+                report_outcome(outcome, self.summary, self.reporter)
             else:
                 self.summary.lost_races += 1
                 flight = outcome.flight
                 self.reporter.event("stale", flight.session, flight.stage, flight.attempt, "lost")
-
-    def _report(self, outcome: Outcome) -> None:
-        flight = outcome.flight
-        state = flight.session.stages[flight.stage]
-        if state.status is Status.COMPLETED:
-            count(self.summary.completed, flight.stage)
-            self.reporter.event("completed", flight.session, flight.stage, flight.attempt)
-        elif state.status is Status.PENDING:
-            count(self.summary.released, flight.stage)
-            self.reporter.event(
-                "released", flight.session, flight.stage, flight.attempt, state.note or ""
-            )
-        else:
-            count(self.summary.failed, flight.stage)
-            detail = f"{state.error_type}: {state.error_message}"
-            if state.retry_at:
-                detail += f" (retry at {state.retry_at:%H:%M:%S})"
-            self.reporter.event("failed", flight.session, flight.stage, flight.attempt, detail)
 
     # ---------------------------------------------------------- stopping
     def _drain(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 import psycopg
 import psycopg_pool
@@ -80,3 +81,24 @@ class Outage:
         away = now - (self.since if self.since is not None else now)
         self.since = None
         return away
+
+    def report(
+        self, error: BaseException, now: float, waiting: int, log: Callable[..., None]
+    ) -> bool:
+        """A step failed because the database is away: says so when an outage begins and now
+        and then while it lasts. True when this failure began a new outage."""
+        said = self.failed(now)
+        if said == "began":
+            log(
+                "database_unavailable",
+                error=short_error(error),
+                detail="no new work starts; outcomes and paid answers are kept until it returns",
+            )
+        elif said == "ongoing" and self.since is not None:
+            log(
+                "database_still_unavailable",
+                seconds=round(now - self.since),
+                waiting_to_store=waiting,
+                error=short_error(error),
+            )
+        return said == "began"

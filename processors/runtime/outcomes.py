@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.session import LEASE_EXPIRED, Session
+from domain.stages import Status
 from processors.runtime.config import StageConfig
 from processors.runtime.flight import Outcome
+from processors.runtime.reporting import Reporter
+from processors.runtime.summary import DaemonSummary, count
 from processors.stages.base import StageError, StageProcessor, WorkReleased
 
 
@@ -45,3 +48,21 @@ def apply_outcome(
         retry_at,
         now,
     )
+
+
+def report_outcome(outcome: Outcome, summary: DaemonSummary, reporter: Reporter) -> None:
+    """Counts and reports an outcome once it is stored."""
+    flight = outcome.flight
+    state = flight.session.stages[flight.stage]
+    if state.status is Status.COMPLETED:
+        count(summary.completed, flight.stage)
+        reporter.event("completed", flight.session, flight.stage, flight.attempt)
+    elif state.status is Status.PENDING:
+        count(summary.released, flight.stage)
+        reporter.event("released", flight.session, flight.stage, flight.attempt, state.note or "")
+    else:
+        count(summary.failed, flight.stage)
+        detail = f"{state.error_type}: {state.error_message}"
+        if state.retry_at:
+            detail += f" (retry at {state.retry_at:%H:%M:%S})"
+        reporter.event("failed", flight.session, flight.stage, flight.attempt, detail)
