@@ -38,11 +38,13 @@ from processors.stages.creation import SessionCreationProcessor
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
 from projections.notify import PgListener
 from projections.partitions import PartitionKeeper
+from projections.shared_limits import SharedBuckets
 from projections.workers import Presence
 from store.run_lock import AnotherDaemon, single_daemon
 
 if TYPE_CHECKING:
     from processors.ai.config import OpenAIAnalyserConfig
+    from processors.ai.ratelimit import GrantSource
 
 DEFAULTS: dict[Stage, tuple[int, float, int]] = {
     # concurrency, timeout (seconds; a heartbeat keeps the lease alive however long), queue depth.
@@ -84,7 +86,9 @@ def build_processors(
     settings: Settings,
     secrets: SecretResolver,
     configs: dict[Stage, StageConfig] | None = None,
+    shared_limits: GrantSource | None = None,
 ) -> dict[Stage, StageProcessor]:
+    """``shared_limits``: where the fleet's rate limits live (PostgreSQL), if shared."""
     # The HTTP client gives up a little before the daemon would, so the thread is free again.
     http_timeout = max(1.0, _stage_timeout(configs, Stage.TRANSCRIPT_FETCH) * 0.9)
     fetch = FetchSettings(
@@ -94,7 +98,7 @@ def build_processors(
         per_host=settings.fetch_per_host,
     )
     analyser, default_model = choose_analyser(
-        settings.ai, secrets, _stage_timeout(configs, Stage.AI_ANALYSIS)
+        settings.ai, secrets, _stage_timeout(configs, Stage.AI_ANALYSIS), shared_limits
     )
     return {
         Stage.TRANSCRIPT_FETCH: TranscriptFetchProcessor(fetch, secrets),
@@ -105,7 +109,10 @@ def build_processors(
 
 
 def choose_analyser(
-    ai: AISettings, secrets: SecretResolver, stage_timeout: float
+    ai: AISettings,
+    secrets: SecretResolver,
+    stage_timeout: float,
+    shared_limits: GrantSource | None = None,
 ) -> tuple[Analyser, str | None]:
     """`LIVEDASH_AI_PROVIDER` (auto, offline, openai) and `OPENAI_API_KEY` pick the analyser.
 
@@ -141,6 +148,7 @@ def choose_analyser(
             # Two requests (one repair) and a limiter wait must end before the stage timeout.
             timeout=max(1.0, min(120.0, stage_timeout * 0.4)),
             rate_limit_max_wait=max(1.0, stage_timeout * 0.2),
+            shared_limits=shared_limits,
         )
     except ValueError as e:
         raise CliError(
@@ -152,7 +160,9 @@ def choose_analyser(
     return OpenAIAnalyser(config), config.default_model
 
 
-def openai_config(ai: AISettings, api_key: str, **defaults: Any) -> OpenAIAnalyserConfig:
+def openai_config(
+    ai: AISettings, api_key: str, shared_limits: GrantSource | None = None, **defaults: Any
+) -> OpenAIAnalyserConfig:
     """The OpenAI analyser's config from the parsed settings; ``defaults`` (derived from the
     stage's timeout) apply where the settings say nothing: an explicit ``LIVEDASH_AI_TIMEOUT``
     wins. A setting that did not parse, a bad price file or an unusable value is a ValueError."""
@@ -174,7 +184,7 @@ def openai_config(ai: AISettings, api_key: str, **defaults: Any) -> OpenAIAnalys
     values["prices"] = PriceTable.load(ai.prices_file)
     if ai.rate_limits is not None:
         per_model, default = ai.rate_limits
-        values["limiter"] = RateLimiter(per_model, default)
+        values["limiter"] = RateLimiter(per_model, default, shared=shared_limits)
     return OpenAIAnalyserConfig(**{**defaults, **values})
 
 
@@ -195,7 +205,9 @@ def run_daemon(
 ) -> DaemonSummary:
     """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
     fleet's register always, with partitions on PostgreSQL."""
-    processors = build_processors(settings, secrets, config.stage_configs)
+    # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
+    shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
+    processors = build_processors(settings, secrets, config.stage_configs, shared)
     source = CsvSource(secrets, max_bytes=settings.max_csv_bytes)
     scheduled = []
     if csv_interval and csv_interval > 0:

@@ -316,3 +316,13 @@ fleet_partitions = Table(
 )
 """Who works which partition (domain/partitions.py), until when: a claim the owner renews
 with each heartbeat; past ``expires_at`` any live daemon may take it over."""
+
+shared_limits = Table(
+    "shared_limits",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tat", UtcDateTime, nullable=False),
+)
+"""One row per limit shared by the fleet (``model:gpt-4o:requests``, later a company's
+budget): a token bucket in its virtual-scheduling form, ``tat`` being the time at which the
+bucket is empty again. Daemons take slots from it in batches (projections/shared_limits.py)."""

@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import select
+
+from projections.schema import shared_limits
 from tests.conftest import Livedash
+from tests.harness import runtime
 from tests.openai_server import FakeOpenAI
 from tests.servers import RouteServer, text
 
@@ -56,11 +60,16 @@ def test_openai_provider_through_the_command(livedash: Livedash, tmp_path: Path)
             OPENAI_BASE_URL=ai.base_url,
             LIVEDASH_AI_MODEL="gpt-4o-mini",
             LIVEDASH_FETCH_ALLOW_HOSTS="127.0.0.1",
+            LIVEDASH_AI_RATE_LIMITS="*=6000/",
         )
         assert code == 0, err
         assert "offline analyser" not in err
         paid = ai.paid
     assert paid == 3
+    if livedash.database_url.startswith("postgresql"):  # the fleet's limit is a row
+        with runtime(livedash.database_url) as rt, rt.engine.connect() as conn:
+            keys = conn.execute(select(shared_limits.c.key)).scalars().all()
+        assert keys == ["rate:gpt-4o-mini:requests"]
     costs = json.loads(livedash("costs", "--json").stdout)
     assert costs["requests"] == 3
     assert costs["total_tokens"] > 0

@@ -17,14 +17,25 @@ full and leaves it in debt, so it cannot block forever.
 `acquire` waits at most ``max_wait`` seconds (it refuses at once, without reserving, when the slot
 is further away) and can be interrupted by a stop event; both raise `RateLimitWait`, which says
 how long the caller should wait before trying again.
+
+With a `GrantSource` (PostgreSQL, projections/shared_limits.py) the buckets are the fleet's:
+each model's limits are one row per kind that every daemon draws from, a stretch of about
+``grant_seconds`` of the rate at a time, so the database is asked about once a second per busy
+daemon, not per request. Requests inside a stretch are spaced as locally; stretches of
+different daemons never overlap, so the fleet's requests per minute are exact (no burst
+allowance); its tokens may run ahead by one grant per daemon (see `_SharedBucket`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+from domain.limits import Grant, Refused
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,16 @@ class RateLimitWait(Exception):
         self.reason = reason
 
 
+class GrantSource(Protocol):
+    """Where a fleet's shared buckets live (times in seconds from the source's now)."""
+
+    def take(
+        self, key: str, amount: float, rate: float, tolerance: float, horizon: float
+    ) -> Grant | Refused: ...
+
+    def hold_off(self, key: str, seconds: float) -> None: ...
+
+
 class _Bucket:
     """GCRA state for one limit: ``tat`` is when the bucket would be empty again."""
 
@@ -65,7 +86,7 @@ class _Bucket:
         self.tolerance = burst_seconds
         self.tat = now
 
-    def earliest(self, now: float) -> float:
+    def earliest(self, now: float, amount: float, horizon: float = 0.0) -> float:
         return max(now, self.tat - self.tolerance)
 
     def take(self, at: float, amount: float) -> None:
@@ -74,11 +95,93 @@ class _Bucket:
     def give_back(self, amount: float) -> None:
         self.tat -= amount / self.rate
 
+    def settle(self, amount: float, now: float) -> None:
+        self.tat = max(self.tat + amount / self.rate, now - self.tolerance)
+
+    def hold_off(self, until: float) -> None:
+        self.tat = max(self.tat, until + self.tolerance)
+
+
+class _SharedBucket:
+    """One limit of the fleet: spends stretches of the shared timeline that the source
+    granted to this process; ``cursor`` is the local GCRA time within them, and a cursor past
+    ``end`` is a debt (a settled underestimate) paid from the next stretch.
+
+    ``tolerance``: how far ahead of its place on the timeline a request may be admitted. The
+    request bucket has none, so the fleet's requests are exact. The token bucket has one
+    grant's length: otherwise every new token stretch (placed after the other daemons') would
+    push the request past slots of its request stretch, which are then lost - measured, 3
+    daemons used 90 % of 600/min with a strict token bucket, 96 % without a token limit. The
+    fleet's tokens may so exceed the limit by at most one grant per daemon."""
+
+    def __init__(
+        self,
+        source: GrantSource,
+        key: str,
+        per_minute: float,
+        grant_seconds: float,
+        clock: Callable[[], float],
+        model: str,
+        tolerance: float = 0.0,
+    ) -> None:
+        self.source = source
+        self.key = key
+        self.tolerance = tolerance
+        self.rate = per_minute / 60.0
+        self.grant = max(1.0, round(self.rate * grant_seconds))
+        self.clock = clock
+        self.model = model
+        self.cursor = float("-inf")
+        self.end = float("-inf")
+
+    def earliest(self, now: float, amount: float, horizon: float = 0.0) -> float:
+        """The first time at or after ``now`` at which ``amount`` may go: its place in a granted
+        stretch, less the tolerance; takes a new stretch when the present one cannot hold it."""
+        need = amount / self.rate
+        start = max(self.cursor, now)
+        if start + need <= self.end + 1e-9:
+            return max(now, start - self.tolerance)
+        debt = max(0.0, self.cursor - self.end) if self.end > float("-inf") else 0.0
+        try:
+            got = self.source.take(
+                self.key, max(self.grant, amount) + debt * self.rate, self.rate, 0.0, horizon
+            )
+        except Exception as e:
+            raise RateLimitWait(self.model, 1.0, f"shared rate limit unavailable: {e}") from e
+        base = self.clock()
+        if isinstance(got, Refused):
+            raise RateLimitWait(self.model, got.retry_after, "fleet-wide rate limit")
+        granted_start, granted_end = base + got.start, base + got.end
+        if abs(granted_start - self.end) > 0.005:  # not contiguous: the rest of ours is lost
+            self.cursor = max(granted_start + debt, now)
+        self.end = granted_end
+        return max(now, self.cursor - self.tolerance)
+
+    def take(self, at: float, amount: float) -> None:
+        self.cursor = max(self.cursor, at) + amount / self.rate
+
+    def give_back(self, amount: float) -> None:
+        self.cursor -= amount / self.rate
+
+    def settle(self, amount: float, now: float) -> None:
+        self.cursor = max(self.cursor + amount / self.rate, now)
+
+    def hold_off(self, until: float) -> None:
+        self.cursor = max(self.cursor, until)
+        seconds = until - self.clock()
+        # When the database is away the local hold still applies; the others learn by a 429.
+        if seconds > 0:
+            with contextlib.suppress(Exception):
+                self.source.hold_off(self.key, seconds)
+
 
 @dataclass
 class _ModelState:
-    requests: _Bucket | None
-    tokens: _Bucket | None
+    requests: _Bucket | _SharedBucket | None
+    tokens: _Bucket | _SharedBucket | None
+
+    def buckets(self) -> list[_Bucket | _SharedBucket]:
+        return [b for b in (self.requests, self.tokens) if b is not None]
 
 
 @dataclass(frozen=True)
@@ -99,12 +202,17 @@ class RateLimiter:
         max_wait: float = 30.0,
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: GrantSource | None = None,
+        grant_seconds: float = 0.5,
     ) -> None:
-        """``limits`` per requested model name; ``default`` for every other model."""
+        """``limits`` per requested model name; ``default`` for every other model; ``shared``:
+        the fleet's buckets, taken ``grant_seconds`` of the rate at a time."""
         self.limits = dict(limits or {})
         self.default = default or ModelLimits()
         self.max_wait = max_wait
         self.stop = stop or threading.Event()
+        self.shared = shared
+        self.grant_seconds = grant_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._states: dict[str, _ModelState] = {}
@@ -112,17 +220,45 @@ class RateLimiter:
     def limits_for(self, model: str) -> ModelLimits:
         return self.limits.get(model, self.default)
 
+    def _bucket(
+        self, model: str, kind: str, per_minute: float | None, burst: float, now: float
+    ) -> _Bucket | _SharedBucket | None:
+        if not per_minute:
+            return None
+        if self.shared is None:
+            return _Bucket(per_minute, burst, now)
+        key = f"rate:{model}:{kind}"
+        tolerance = self.grant_seconds if kind == "tokens" else 0.0
+        return _SharedBucket(
+            self.shared, key, per_minute, self.grant_seconds, self._clock, model, tolerance
+        )
+
     def _state(self, model: str, now: float) -> _ModelState:
         state = self._states.get(model)
         if state is None:
             lim = self.limits_for(model)
-            rpm, tpm = lim.requests_per_minute, lim.tokens_per_minute
+            burst = lim.burst_seconds
             state = _ModelState(
-                requests=_Bucket(rpm, lim.burst_seconds, now) if rpm else None,
-                tokens=_Bucket(tpm, lim.burst_seconds, now) if tpm else None,
+                requests=self._bucket(model, "requests", lim.requests_per_minute, burst, now),
+                tokens=self._bucket(model, "tokens", lim.tokens_per_minute, burst, now),
             )
             self._states[model] = state
         return state
+
+    def _admission(self, state: _ModelState, now: float, tokens: int, horizon: float) -> float:
+        """The first time every bucket has room: asked again from the latest answer until
+        all agree (a shared bucket may have had to take a new stretch further on)."""
+        amounts = {id(state.requests): 1, id(state.tokens): tokens}
+        start = now
+        for _ in range(4):
+            latest = max(
+                (b.earliest(start, amounts[id(b)], horizon) for b in state.buckets()),
+                default=start,
+            )
+            if latest <= start:
+                break
+            start = latest
+        return start
 
     def acquire(
         self,
@@ -141,11 +277,7 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             state = self._state(model, now)
-            start = now
-            if state.requests is not None:
-                start = max(start, state.requests.earliest(now))
-            if state.tokens is not None:
-                start = max(start, state.tokens.earliest(now))
+            start = self._admission(state, now, tokens, limit_wait)
             wait = start - now
             if wait > limit_wait:
                 raise RateLimitWait(model, wait, "client-side rate limit")
@@ -168,19 +300,17 @@ class RateLimiter:
             state = self._states.get(model)
             if state is None or state.tokens is None or actual == estimate:
                 return
-            state.tokens.tat += (actual - estimate) / state.tokens.rate
-            state.tokens.tat = max(state.tokens.tat, self._clock() - state.tokens.tolerance)
+            state.tokens.settle(actual - estimate, self._clock())
 
     def penalize(self, model: str, seconds: float) -> None:
-        """The server said 429: nobody sends to this model for ``seconds``."""
+        """The server said 429: nobody sends to this model for ``seconds`` (nobody in the
+        fleet, with shared buckets)."""
         if seconds <= 0:
             return
         with self._lock:
             now = self._clock()
-            state = self._state(model, now)
-            for bucket in (state.requests, state.tokens):
-                if bucket is not None:
-                    bucket.tat = max(bucket.tat, now + seconds + bucket.tolerance)
+            for bucket in self._state(model, now).buckets():
+                bucket.hold_off(now + seconds)
 
 
 def parse_limits(spec: str) -> tuple[dict[str, ModelLimits], ModelLimits]:
