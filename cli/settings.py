@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -52,32 +52,25 @@ class AISettings(BaseModel):
             "base_url": get("OPENAI_BASE_URL"),
             "model": get("LIVEDASH_AI_MODEL"),
         }
-        rate = get("LIVEDASH_USD_EUR_RATE")
-        if rate is not None:
-            try:
-                values["usd_eur_rate"] = parse_eur_rate(rate)
-            except ValueError as e:
-                problems.append(str(e))
-        for name, key, kind in (
-            ("LIVEDASH_AI_TIMEOUT", "timeout", float),
-            ("LIVEDASH_AI_MAX_PROMPT_TOKENS", "max_prompt_tokens", int),
-            ("LIVEDASH_AI_MAX_OUTPUT_TOKENS", "max_output_tokens", int),
-        ):
+
+        def parse(name: str, key: str, parser: Callable[[str], object], problem: str = "") -> None:
+            """Parses a setting that is set into ``key``; a bad value becomes a problem,
+            reported when the analyser is built (a command that needs no AI still runs)."""
             text = get(name)
-            if text is not None:
-                try:
-                    values[key] = kind(text)
-                except ValueError:
-                    problems.append(f"{name}={text!r} is not a number")
-        prices_file = get("LIVEDASH_PRICES_FILE")
-        if prices_file is not None:
-            values["prices_file"] = Path(prices_file)
-        limits = get("LIVEDASH_AI_RATE_LIMITS")
-        if limits is not None:
+            if text is None:
+                return
             try:
-                values["rate_limits"] = parse_limits(limits)
+                values[key] = parser(text)
             except ValueError as e:
-                problems.append(str(e))
+                problems.append(problem.format(name=name, text=text) if problem else str(e))
+
+        not_a_number = "{name}={text!r} is not a number"
+        parse("LIVEDASH_USD_EUR_RATE", "usd_eur_rate", parse_eur_rate)
+        parse("LIVEDASH_AI_TIMEOUT", "timeout", float, not_a_number)
+        parse("LIVEDASH_AI_MAX_PROMPT_TOKENS", "max_prompt_tokens", int, not_a_number)
+        parse("LIVEDASH_AI_MAX_OUTPUT_TOKENS", "max_output_tokens", int, not_a_number)
+        parse("LIVEDASH_PRICES_FILE", "prices_file", Path)
+        parse("LIVEDASH_AI_RATE_LIMITS", "rate_limits", parse_limits)
         values["problems"] = tuple(problems)
         return cls.model_validate(values)
 
