@@ -17,6 +17,7 @@ from projections.runner import ProjectionRunner
 from projections.schema import metadata
 from projections.status import StatusProjection
 from projections.store import create_schema, make_engine
+from store.append_only import protect_log
 from store.application import LiveDashApp
 from store.database_url import DatabaseConfig, DatabaseUrlError
 
@@ -53,6 +54,7 @@ class Runtime:
             ) from None
         if create:
             create_schema(engine)
+            protect_log(engine, events_table(config), config.schema or None)
         runner = ProjectionRunner(
             engine,
             app.recorder,
