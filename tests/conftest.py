@@ -311,7 +311,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The last hook: from here on only the interpreter's exit is left to watch."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if hasattr(config, "workerinput"):
         return  # a worker of pytest-xdist lives until the controller ends it; that one is watched
     if _watchdog is not None and EXIT_BUDGET > 0:
         _watchdog.arm(EXIT_BUDGET, f"the process did not exit {EXIT_BUDGET:.0f} s after the run")
