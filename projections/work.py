@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, String, and_, cast, exists, func, select
+from sqlalchemy import Connection, Engine, Select, String, cast, exists, func, select
 from sqlalchemy.orm import aliased
 
 from domain.partitions import last_bytes
@@ -35,24 +35,50 @@ def due_work(
     limit: int,
     partitions: Collection[int] | None = None,
 ) -> list[UUID]:
-    """Sessions whose ``stage`` a worker should take now, oldest first, in ``partitions``
-    when given (a daemon of a fleet).
+    """Sessions whose ``stage`` a worker should take now, in ``partitions`` when given (a
+    daemon of a fleet).
 
-    Three index-friendly slices: PENDING whose predecessor is done (for the stages after
-    TRANSCRIPT_FETCH, the status projection's `stage_ready` rows), FAILED whose retry time has
-    come, IN_PROGRESS whose lease expired.
+    Three index-friendly slices, in this order: IN_PROGRESS whose lease expired (a dead
+    daemon's attempts are the oldest work there is, and a fleet's takeover is only as quick
+    as they are picked up), FAILED whose retry time has come, then PENDING whose predecessor
+    is done (for the stages after TRANSCRIPT_FETCH, the status projection's `stage_ready`
+    rows), each oldest first.
     """
     if not companies or limit <= 0 or (partitions is not None and not partitions):
         return []
-    found: list[UUID] = []
     base = [
         sss.c.stage == stage.value,
         sss.c.company_id.in_(list(companies)),
         *in_partitions(sss.c.session_id, partitions),
     ]
-    previous = stage.previous
-    if stage in QUEUED:  # kept by the status projection: read only what is due
-        rows = conn.execute(
+    slices = [
+        select(sss.c.session_id)
+        .where(*base, sss.c.status == Status.IN_PROGRESS.value, sss.c.lease_expires_at <= now)
+        .order_by(sss.c.lease_expires_at),
+        select(sss.c.session_id)
+        .where(*base, sss.c.status == Status.FAILED.value, sss.c.retry_at <= now)
+        .order_by(sss.c.retry_at),
+        _pending(stage, base, companies, partitions),
+    ]
+    found: list[UUID] = []
+    for query in slices:
+        room = limit - len(found)
+        if room <= 0:
+            break
+        found.extend(r[0] for r in conn.execute(query.limit(room)).all())
+    return found
+
+
+def _pending(
+    stage: Stage,
+    base: list[Any],
+    companies: Sequence[UUID],
+    partitions: Collection[int] | None,
+) -> Select[tuple[UUID]]:
+    """The PENDING slice: from `stage_ready` where the status projection keeps it, else the
+    status rows whose predecessor is in a state that lets this stage start."""
+    if stage in QUEUED:
+        return (
             select(stage_ready.c.session_id)
             .where(
                 stage_ready.c.stage == stage.value,
@@ -60,34 +86,19 @@ def due_work(
                 *in_partitions(stage_ready.c.session_id, partitions),
             )
             .order_by(stage_ready.c.since)
-            .limit(limit)
-        ).all()
-        found.extend(r[0] for r in rows)
-        pending = None
-    elif previous is not None:
-        prev = aliased(sss)
-        ready = exists().where(
-            prev.c.session_id == sss.c.session_id,
-            prev.c.stage == previous.value,
-            prev.c.status.in_([s.value for s in READY_WHEN_PREVIOUS[stage]]),
         )
-        pending = and_(*base, sss.c.status == Status.PENDING.value, ready)
-    else:
-        pending = and_(*base, sss.c.status == Status.PENDING.value)
-    slices = [
-        *([pending] if pending is not None else []),
-        and_(*base, sss.c.status == Status.FAILED.value, sss.c.retry_at <= now),
-        and_(*base, sss.c.status == Status.IN_PROGRESS.value, sss.c.lease_expires_at <= now),
-    ]
-    for condition in slices:
-        room = limit - len(found)
-        if room <= 0:
-            break
-        rows = conn.execute(
-            select(sss.c.session_id).where(condition).order_by(sss.c.updated_at).limit(room)
-        ).all()
-        found.extend(r[0] for r in rows)
-    return found
+    query = select(sss.c.session_id).where(*base, sss.c.status == Status.PENDING.value)
+    previous = stage.previous
+    if previous is not None:
+        prev = aliased(sss)
+        query = query.where(
+            exists().where(
+                prev.c.session_id == sss.c.session_id,
+                prev.c.stage == previous.value,
+                prev.c.status.in_([s.value for s in READY_WHEN_PREVIOUS[stage]]),
+            )
+        )
+    return query.order_by(sss.c.updated_at)
 
 
 def running_elsewhere(

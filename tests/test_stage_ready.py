@@ -77,3 +77,30 @@ def test_a_database_from_before_stage_ready_is_filled_from_the_status_table(
         assert projected_ready(rt, [s.id for s in sessions]) == expected
         create_schema(rt.engine)  # and again: nothing doubled, nothing lost
         assert projected_ready(rt, [s.id for s in sessions]) == expected
+
+
+def test_expired_leases_come_before_retries_and_fresh_work(database_url: str) -> None:
+    """A dead daemon's attempts are taken first, so a fleet's takeover does not wait behind a
+    backlog of fresh work (measured: 15-28 s after a SIGKILL when PENDING came first)."""
+    clock = Clock()
+    with runtime(database_url) as rt:
+        company, sessions = _sessions_in_every_state(rt, clock)
+        ready = [s for i, s in enumerate(sessions) if i % 3 == 1]
+        late, failed = ready[-1], ready[-2]
+        now = clock()
+        dead = late.start_stage(Stage.SESSION_CREATION, "dead", now + timedelta(seconds=5), now)
+        assert dead
+        attempt = failed.start_stage(Stage.SESSION_CREATION, "w", now + timedelta(seconds=60), now)
+        failed.fail_stage(
+            Stage.SESSION_CREATION, attempt, "boom", "x", True, now + timedelta(seconds=1), now
+        )
+        rt.app.save_batch([late, failed])
+        rt.runner.catch_up()
+        later = now + timedelta(seconds=10)
+        with rt.engine.connect() as conn:
+            due = due_work(conn, Stage.SESSION_CREATION, later, [company], 100)
+            assert due[:2] == [late.id, failed.id]
+            assert sorted(due[2:]) == sorted(s.id for s in ready[:-2])
+            assert due_work(conn, Stage.SESSION_CREATION, later, [company], 1) == [late.id]
+            # Before the lease expires and the retry is due, only fresh work is offered.
+            assert late.id not in due_work(conn, Stage.SESSION_CREATION, now, [company], 100)
