@@ -12,14 +12,16 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from cli.errors import CliError, ExitCode
 from cli.output import err_console
-from cli.runtime import Runtime, events_table
+from cli.runtime import Runtime, events_table, log_reader
 from cli.settings import AISettings, Settings
 from domain.stages import Stage
 from processors.ai import offline
@@ -36,6 +38,7 @@ from processors.stages.analysis import Analyser, AnalysisProcessor, QuestionExtr
 from processors.stages.base import StageProcessor
 from processors.stages.creation import SessionCreationProcessor
 from processors.stages.fetch import FetchSettings, TranscriptFetchProcessor
+from projections.chain import ChainKeeper, extend
 from projections.notify import PgListener
 from projections.partitions import PartitionKeeper
 from projections.shared_limits import SharedBuckets
@@ -209,11 +212,12 @@ def run_daemon(
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
     source = CsvSource(secrets, max_bytes=settings.max_csv_bytes)
-    scheduled = []
+    scheduled: list[Callable[[], None]] = []
     if csv_interval and csv_interval > 0:
         scheduled.append(
             CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
         )
+    scheduled.append(ChainKeeper(log_reader(rt)))
     # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
     presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
     keeper = None
@@ -227,7 +231,7 @@ def run_daemon(
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
     previous = _install_signals(daemon)
     try:
-        return daemon.run()
+        summary = daemon.run()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -238,6 +242,17 @@ def run_daemon(
             close = getattr(p, "close", None)
             if close:
                 close()
+    _link_the_rest(rt, reporter)
+    return summary
+
+
+def _link_the_rest(rt: Runtime, reporter: Reporter) -> None:
+    """A daemon that stops links what it wrote since its keeper's last turn, so a finished
+    run leaves the whole log under the chain; a database that is away leaves it to the next."""
+    try:
+        extend(log_reader(rt))
+    except SQLAlchemyError as e:
+        reporter.log("audit_chain_not_extended", error=str(e).splitlines()[0])
 
 
 @contextlib.contextmanager

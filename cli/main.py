@@ -9,6 +9,7 @@ import typer
 
 from cli import (
     cmd_analytics,
+    cmd_audit,
     cmd_company,
     cmd_demo,
     cmd_import,
@@ -65,6 +66,7 @@ def init(ctx: typer.Context) -> None:
 
 app.add_typer(cmd_company.app, name="company")
 app.add_typer(cmd_ops.projections_app, name="projections")
+app.add_typer(cmd_audit.app, name="audit")
 cmd_import.register(app)
 cmd_reports.register(app)
 cmd_ops.register(app)

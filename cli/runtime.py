@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from cli.errors import CliError, ExitCode
 from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
+from projections.chain import LogReader
 from projections.companies import CompanyProjection
 from projections.runner import ProjectionRunner
 from projections.schema import metadata
@@ -86,6 +87,11 @@ def events_table(config: DatabaseConfig) -> str:
     return "stored_events" if config.kind == "sqlite" else "livedash_events"
 
 
+def log_reader(rt: Runtime) -> LogReader:
+    """The stored events as the hash chain reads them (raw rows, in log order)."""
+    return LogReader(rt.engine, events_table(rt.config), rt.config.schema or None)
+
+
 def _check_reachable(engine: Engine, config: DatabaseConfig, create: bool) -> None:
     try:
         names = set(inspect(engine).get_table_names(schema=config.schema or None))
@@ -99,6 +105,14 @@ def _check_reachable(engine: Engine, config: DatabaseConfig, create: bool) -> No
     if create:
         return
     missing = [t for t in [events_table(config), *metadata.tables] if t not in names]
+    if missing and events_table(config) in names and "projection_tracking" in names:
+        raise CliError(
+            f"{config.describe()} was initialised by an older version (missing: "
+            f"{', '.join(missing[:3])})",
+            hint="run `livedash init` (with the same --database-url): it adds what is missing "
+            "and keeps everything stored",
+            code=ExitCode.DATABASE,
+        )
     if missing:
         raise CliError(
             f"{config.describe()} is not initialised (missing: {', '.join(missing[:3])})",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -326,3 +327,12 @@ shared_limits = Table(
 """One row per limit shared by the fleet (``model:gpt-4o:requests``, later a company's
 budget): a token bucket in its virtual-scheduling form, ``tat`` being the time at which the
 bucket is empty again. Daemons take slots from it in batches (projections/shared_limits.py)."""
+
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+"""The log's hash chain (projections/chain.py): one link per stored event, by log position.
+Not a projection to rebuild: recomputing it from the log would bless whatever the log holds."""

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     """A CSV source could not be read."""
     REJECTED_ROWS = 5
     """`import --strict` found rows it had to reject."""
+    TAMPERED = 6
+    """`audit verify` found the log altered, cut or inserted into."""
 
 
 class ServiceError(Exception):
