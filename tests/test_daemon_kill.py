@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text as sql
 
+from cli.runtime import events_table
 from domain.session import Session
 from domain.stages import STAGE_ORDER, Status
 from projections.schema import sessions as sessions_table
@@ -65,6 +67,21 @@ def run_ok(url: str, *args: str) -> str:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
     return out.decode()
+
+
+def _claims(url: str) -> int:
+    """Stage claims stored so far, read from the log itself (the projections may lag)."""
+    with runtime(url, create=False) as rt, rt.engine.connect() as conn:
+        table = events_table(rt.config)
+        query = f"SELECT count(*) FROM {table} WHERE topic LIKE '%StageStarted'"
+        return int(conn.execute(sql(query)).scalar() or 0)
+
+
+def _wait_for_claims(url: str, before: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while _claims(url) < before + 8 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the daemon claimed nothing in 120 s"
+        time.sleep(0.05)
 
 
 def check_after_kills(url: str, tmp: Path) -> None:
