@@ -135,11 +135,23 @@ def extend_some(reader: LogReader, max_pages: int | None, wait: bool) -> Head | 
                 if len(links) >= PAGE:
                     break
             if links:
-                conn.execute(insert(audit_chain), links)
+                _store(conn, links)
         pages += 1
         top = Head(links[-1]["position"], previous.hex()) if links else last
         if len(links) < PAGE or (max_pages is not None and pages >= max_pages):
             return top
+
+
+def _store(conn: Connection, links: list[dict[str, Any]]) -> None:
+    """COPY on PostgreSQL: a page of links in one stream, not statements of rows."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(audit_chain), links)
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor().copy("COPY audit_chain (position, hash) FROM STDIN") as copy:
+        for item in links:
+            copy.write_row((item["position"], item["hash"]))
 
 
 def _lock(conn: Connection, wait: bool) -> bool:
