@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli.cmd_verify import verify_command
 from cli.context import backend, handle_errors, state
 from cli.errors import CliError
 from cli.output import console, fmt_age, fmt_time, print_json
@@ -166,3 +167,6 @@ def projections_rebuild(
         for n in _projection_names(rt, name):
             count = rt.runner.rebuild(n)
             console.print(f"rebuilt {n}: {count} events applied")
+
+
+projections_app.command("verify")(verify_command)

@@ -14,7 +14,7 @@ from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.chain import LogReader
 from projections.companies import CompanyProjection
-from projections.runner import ProjectionRunner
+from projections.runner import Projection, ProjectionRunner
 from projections.schema import metadata
 from projections.status import StatusProjection
 from projections.store import create_schema, make_engine
@@ -60,7 +60,7 @@ class Runtime:
             engine,
             app.recorder,
             app.mapper,
-            [StatusProjection(), CompanyProjection(), AnalyticsProjection(), AIRequestProjection()],
+            all_projections(),
         )
         return cls(config=config, app=app, engine=engine, runner=runner)
 
@@ -85,6 +85,11 @@ class Runtime:
 
 def events_table(config: DatabaseConfig) -> str:
     return "stored_events" if config.kind == "sqlite" else "livedash_events"
+
+
+def all_projections() -> list[Projection]:
+    """A fresh instance of every projection the runner keeps (a verify builds a second set)."""
+    return [StatusProjection(), CompanyProjection(), AnalyticsProjection(), AIRequestProjection()]
 
 
 def log_reader(rt: Runtime) -> LogReader:

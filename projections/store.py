@@ -56,7 +56,7 @@ class _DecimalSum:
         return None if self.total is None else format(self.total, "f")
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, search_path: str | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_transactions(engine)
@@ -69,8 +69,13 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         # Everything written through this engine is a projection, rebuilt from the log, and
         # its position commits with its rows: after a crash both roll back together. So no
         # commit here waits for the WAL flush (the event store's commits still do).
-        connect_args={"connect_timeout": 5, "options": "-c synchronous_commit=off"},
+        connect_args={"connect_timeout": 5, "options": _options(search_path)},
     )
+
+
+def _options(search_path: str | None) -> str:
+    options = "-c synchronous_commit=off"
+    return options + (f" -c search_path={search_path}" if search_path else "")
 
 
 def _sqlite_transactions(engine: Engine) -> None:

@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     """`import --strict` found rows it had to reject."""
     TAMPERED = 6
     """`audit verify` found the log altered, cut or inserted into."""
+    DIFFERS = 7
+    """`projections verify` found a projection that differs from the log's rebuild."""
 
 
 class ServiceError(Exception):
