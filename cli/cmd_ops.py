@@ -15,11 +15,12 @@ from cli.cmd_verify import verify_command
 from cli.context import backend, handle_errors, state
 from cli.errors import CliError
 from cli.output import console, fmt_age, fmt_time, print_json
-from cli.runtime import Runtime, events_table
+from cli.runtime import Runtime, all_projections, events_table
 from domain.stages import Stage
 from processors.service.retry import RetryRequest
 from processors.service.retry import retry as retry_sessions
 from projections.notify import PgListener
+from projections.shadow import swap_in
 from projections.store import ANALYTICS, upgrade_money
 
 projections_app = typer.Typer(help="Inspect and rebuild the projections.", no_args_is_help=True)
@@ -159,12 +160,26 @@ def projections_follow(
 def projections_rebuild(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Projection name (default: all)")] = None,
+    swap: Annotated[
+        bool,
+        typer.Option(
+            "--swap",
+            help="Build beside the live tables and swap them in at the end, in one "
+            "transaction: reports never see a half-built table, daemons may keep running",
+        ),
+    ] = False,
 ) -> None:
-    """Empty a projection and replay the whole event log into it."""
+    """Replay the whole event log into a projection (emptied first, unless --swap)."""
     with state(ctx).runtime() as rt:
         if name in (None, ANALYTICS) and upgrade_money(rt.engine):
             console.print("analytics: tables recreated with exact money columns")
-        for n in _projection_names(rt, name):
+        names = _projection_names(rt, name)
+        if swap:
+            fresh = [p for p in all_projections() if p.name in names]
+            for n, count in swap_in(rt.runner, fresh).items():
+                console.print(f"rebuilt {n} beside the live tables and swapped in: {count} events")
+            return
+        for n in names:
             count = rt.runner.rebuild(n)
             console.print(f"rebuilt {n}: {count} events applied")
 

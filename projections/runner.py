@@ -303,6 +303,14 @@ class ProjectionRunner:
         )
         return moved.rowcount == 1
 
+    def moved(self, names: Sequence[str]) -> None:
+        """Another writer replaced these projections' tables (a swapped rebuild): forget the
+        hints and whatever the projections remember between pages."""
+        with self._lock:
+            for name in names:
+                self._applied_to.pop(name, None)
+                self.projections[name].forget()
+
     def rebuild(self, name: str) -> int:
         """Empties the projection and replays the whole log into it."""
         projection = self.projections[name]

@@ -1,27 +1,22 @@
 """`projections verify`: rebuild every projection from the log into shadow tables and compare
 them with the live ones, row by row.
 
-The shadow lives beside the live tables but never among them: a schema of its own on
-PostgreSQL (the shadow engine's ``search_path`` points there, so even raw SQL such as COPY
-writes into it), a temporary file on SQLite. Both sides are read in primary-key order and
-merged, so memory stays flat however big the tables are.
+The shadow (projections/shadow.py) is built from the whole log; both sides are read in
+primary-key order and merged, so memory stays flat however big the tables are.
 """
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Table, select
+from sqlalchemy import Connection, String, Table, select
 
 from projections.runner import Projection, ProjectionRunner
 from projections.schema import metadata, projection_tracking
-from projections.store import create_schema, make_engine
+from projections.shadow import shadow_engine
+from projections.store import create_schema
 
 SHOWN = 20
 """Differences kept per table for the report (all are counted)."""
@@ -61,29 +56,6 @@ class Verification:
 
 class LogMoved(Exception):
     """The live projections kept moving past the shadow: the log grows faster than we read."""
-
-
-@contextmanager
-def shadow_engine(live: Engine) -> Iterator[Engine]:
-    """An engine whose projection tables are empty shadows of the live ones, dropped after."""
-    if live.dialect.name != "postgresql":
-        with tempfile.TemporaryDirectory(prefix="livedash-verify-") as folder:
-            engine = make_engine(f"sqlite:///{Path(folder) / 'shadow.db'}")
-            try:
-                yield engine
-            finally:
-                engine.dispose()
-        return
-    schema = f"livedash_shadow_{uuid.uuid4().hex[:12]}"
-    with live.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    engine = make_engine(live.url.render_as_string(hide_password=False), search_path=schema)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with live.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def verify(

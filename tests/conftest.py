@@ -108,6 +108,16 @@ class Livedash:
     cwd: Path
     env: dict[str, str]
 
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        """The command left running (a daemon); the caller stops it."""
+        return subprocess.Popen(
+            [*LIVEDASH, *args],
+            cwd=self.cwd,
+            env={**self.env, "LIVEDASH_DATABASE_URL": self.database_url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> CliResult:
         proc = subprocess.run(
             [*LIVEDASH, *args],

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from cli.errors import ExitCode
 from projections.schema import analytics_sessions, companies, session_stage_status
@@ -77,3 +78,60 @@ def test_verify_finds_what_was_changed_behind_the_runners_back(
     table = livedash("projections", "verify", check=False)
     assert table.code == ExitCode.DIFFERS
     assert "differs session_stage_status" in table.stdout
+
+
+def _count(url: str) -> int:
+    with runtime(url, create=False) as rt, rt.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(session_stage_status)).scalar_one()
+        )
+
+
+def test_rebuild_swap_never_shows_a_half_built_table_and_daemons_keep_running(
+    livedash: Livedash, tmp_path: Path
+) -> None:
+    livedash("init")
+    shutil.copytree(DEMO, tmp_path / "demo")
+    livedash("company", "add", "Alpha", "--csv-url", str(tmp_path / "demo" / "sessions.csv"))
+    livedash("import", "--company", "Alpha")
+    livedash("run", "--until-idle", "--idle-horizon", "0", "--csv-interval", "0", timeout=300)
+    with runtime(livedash.database_url, create=False) as rt, rt.engine.begin() as conn:
+        conn.execute(update(session_stage_status).values(worker="tampered"))
+
+    # A reader counts the status rows all through the swap: it must always see all of them.
+    seen: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with runtime(livedash.database_url, create=False) as rt:
+            while not done.is_set():
+                with rt.engine.connect() as conn:
+                    seen.append(
+                        conn.execute(
+                            select(func.count()).select_from(session_stage_status)
+                        ).scalar_one()
+                    )
+
+    shutil.copytree(DEMO, tmp_path / "beta")
+    livedash("company", "add", "Beta", "--csv-url", str(tmp_path / "beta" / "sessions.csv"))
+    daemon = livedash.spawn("run", "--csv-interval", "0", "--poll-interval", "0.2")
+    reader = threading.Thread(target=read)
+    try:
+        # New work arrives, and the daemon is at it while the tables change under it.
+        livedash("import", "--company", "Beta")
+        full = _count(livedash.database_url)
+        reader.start()
+        swapped = livedash("projections", "rebuild", "--swap", timeout=300)
+    finally:
+        done.set()
+        reader.join(timeout=60)
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    assert "swapped in" in swapped.stdout
+    assert seen and min(seen) >= full, (min(seen), full)  # imports only ever add rows
+    livedash("run", "--until-idle", "--idle-horizon", "0", "--csv-interval", "0", timeout=300)
+    after = json.loads(livedash("projections", "verify", "--json").stdout)
+    assert after["identical"] is True
+    with runtime(livedash.database_url, create=False) as rt, rt.engine.connect() as conn:
+        tampered = select(func.count()).where(session_stage_status.c.worker == "tampered")
+        assert conn.execute(tampered).scalar_one() == 0
