@@ -65,6 +65,9 @@ def _data_summary(event: Any) -> dict[str, Any]:
         }
     if isinstance(event, Session.QuestionsExtracted):
         return {"questions": list(event.questions)}
+    if isinstance(event, Session.StageReset):
+        reset_from = event.reset_from.value if event.reset_from else None
+        return {"force": event.force, "reset_from": reset_from}
     if isinstance(event, Session.AIRequestSent):
         return event.intent.model_dump(mode="json")
     if isinstance(event, Session.AIUsageRecorded):

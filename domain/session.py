@@ -170,11 +170,21 @@ class Session(Aggregate):
             on_skipped(aggregate.stages, self.stage, self.reason, self.timestamp)
 
     class StageReset(Event):
+        """Version 2 records the status the stage was reset from (an auditor's first
+        question: a retry of a failure, or a reprocess of finished work?). Events stored
+        before it have no such field and load with ``reset_from`` None: "not recorded"."""
+
         TOPIC = "livedash:Session.StageReset"
+        class_version = 2
         stage: Stage
         reason: str
         actor: str
         force: bool
+        reset_from: Status | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["reset_from"] = None
 
         def apply(self, aggregate: Session) -> None:
             on_reset(aggregate.stages, self.stage, self.reason, self.timestamp)
@@ -481,7 +491,13 @@ class Session(Aggregate):
             )
             raise InvalidReset(f"cannot reset {stage.value}: it is {status.value}{hint}")
         self.trigger_event(
-            self.StageReset, stage=stage, reason=reason, actor=actor, force=force, timestamp=now
+            self.StageReset,
+            stage=stage,
+            reason=reason,
+            actor=actor,
+            force=force,
+            reset_from=status,
+            timestamp=now,
         )
 
     # ---------------------------------------------------- completions with data
