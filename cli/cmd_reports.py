@@ -185,11 +185,16 @@ def failed(
 
 
 def _parse_at(value: str) -> datetime:
+    return parse_time(value, "--at")
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """An option's ISO 8601 time; without a zone it is UTC."""
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(
-            f"cannot read --at {value!r}",
+            f"cannot read {option} {value!r}",
             hint="use ISO 8601, e.g. 2026-10-01T12:00:00Z",
             code=ExitCode.USAGE,
         ) from None

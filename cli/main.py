@@ -12,6 +12,7 @@ from cli import (
     cmd_audit,
     cmd_company,
     cmd_demo,
+    cmd_export,
     cmd_import,
     cmd_migrate,
     cmd_ops,
@@ -75,6 +76,7 @@ cmd_demo.register(app)
 cmd_analytics.register(app)
 cmd_migrate.register(app)
 cmd_workers.register(app)
+app.command("export")(cmd_export.export)
 
 
 def main() -> None:

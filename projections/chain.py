@@ -196,7 +196,7 @@ def verify(reader: LogReader, start: int = 0, expect: Head | None = None) -> Ver
             if stored is None:
                 return Verdict(0, top, Finding(start, "removed", "no link at the start position"))
             previous = bytes(stored)
-        links = _links(conn, start, top.position)
+        links = links_after(conn, start, top.position)
         checked = 0
         for row in reader.rows(conn, start, top.position):
             position, stored_hash = next(links, (None, None))
@@ -224,7 +224,7 @@ def verify(reader: LogReader, start: int = 0, expect: Head | None = None) -> Ver
         return Verdict(checked, top, None)
 
 
-def _links(conn: Connection, after: int, until: int) -> Iterator[tuple[int, bytes]]:
+def links_after(conn: Connection, after: int, until: int) -> Iterator[tuple[int, bytes]]:
     while after < until:
         page = conn.execute(
             select(audit_chain.c.position, audit_chain.c.hash)
