@@ -13,6 +13,7 @@ from cli.errors import CliError, ExitCode
 from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.companies import CompanyProjection
+from projections.event_index import EventIndexProjection
 from projections.runner import ProjectionRunner
 from projections.schema import metadata
 from projections.status import StatusProjection
@@ -59,7 +60,13 @@ class Runtime:
             engine,
             app.recorder,
             app.mapper,
-            [StatusProjection(), CompanyProjection(), AnalyticsProjection(), AIRequestProjection()],
+            [
+                StatusProjection(),
+                CompanyProjection(),
+                AnalyticsProjection(),
+                AIRequestProjection(),
+                EventIndexProjection(),
+            ],
         )
         return cls(config=config, app=app, engine=engine, runner=runner)
 

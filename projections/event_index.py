@@ -1,0 +1,114 @@
+"""The event index: every stored event's searchable fields, by log position.
+
+`livedash events` filters this table and decodes only the events of the page it returns,
+instead of decoding the whole log. A session's events after its first carry neither its
+company nor its stage statuses, so the projection remembers both per session (a bounded
+cache, refilled from the session's earlier index rows when a session falls out of it).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, delete, select
+
+from domain.event_facts import COMPANY_EVENTS, SESSION_EVENTS, Statuses, facts, next_statuses
+from projections.bulk import BulkTable
+from projections.runner import Event
+from projections.schema import event_index
+
+EVENT_INDEX = "event_index"
+"""The projection's name in ``projection_tracking``."""
+
+INDEX_ROWS = BulkTable(
+    event_index.name,
+    (
+        "position", "time", "type", "session_id", "company_id", "stage", "status_before",
+        "status_after", "attempt", "worker", "actor", "error_type",
+    ),
+    (
+        "bigint", "timestamptz", "text", "uuid", "uuid", "text", "text", "text", "int", "text",
+        "text", "text",
+    ),
+    ("position",),
+)  # fmt: skip
+
+SessionState = tuple[UUID | None, Statuses]
+"""A session's company and its stages' statuses after the last indexed event."""
+
+
+class EventIndexProjection:
+    name = EVENT_INDEX
+    topics = tuple(cls.TOPIC for cls in SESSION_EVENTS + COMPANY_EVENTS)
+    tables: tuple[str, ...] = (event_index.name,)
+
+    def __init__(self, cache_size: int = 100_000) -> None:
+        self.cache_size = cache_size
+        self._sessions: OrderedDict[UUID, SessionState] = OrderedDict()
+
+    def apply(self, conn: Connection, events: Sequence[Event]) -> None:
+        raise TypeError("the event index needs positions: the runner calls apply_at")
+
+    def apply_at(self, conn: Connection, events: Sequence[Event], positions: Sequence[int]) -> None:
+        found = [facts(e) for e in events]
+        self._load(conn, {f.session_id for f in found if f.session_id is not None})
+        rows: list[tuple[Any, ...]] = []
+        cache = self._sessions
+        for position, f in zip(positions, found, strict=True):
+            company_id, before, after = f.company_id, None, None
+            if f.session_id is not None:
+                known_company, statuses = cache.get(f.session_id, (None, {}))
+                company_id = company_id or known_company
+                moved = next_statuses(statuses, f.type, f.stage)
+                cache[f.session_id] = (company_id, moved)
+                cache.move_to_end(f.session_id)
+                if f.stage is not None:
+                    before, after = statuses.get(f.stage), moved.get(f.stage)
+            rows.append(
+                (
+                    position,
+                    f.time,
+                    f.type,
+                    f.session_id,
+                    company_id,
+                    f.stage,
+                    before,
+                    after,
+                    f.attempt,
+                    f.worker,
+                    f.actor,
+                    f.error_type,
+                )
+            )
+        INDEX_ROWS.upsert(conn, rows)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
+
+    def _load(self, conn: Connection, session_ids: set[UUID]) -> None:
+        """Brings sessions the cache does not hold back from their indexed rows."""
+        missing = [sid for sid in session_ids if sid not in self._sessions]
+        if not missing:
+            return
+        t = event_index.c
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            rows = conn.execute(
+                select(t.session_id, t.company_id, t.type, t.stage)
+                .where(t.session_id.in_(chunk))
+                .order_by(t.session_id, t.position)
+            ).all()
+            for row in rows:
+                company, statuses = self._sessions.get(row.session_id, (None, {}))
+                self._sessions[row.session_id] = (
+                    company or row.company_id,
+                    next_statuses(statuses, row.type, row.stage),
+                )
+
+    def forget(self) -> None:
+        self._sessions.clear()
+
+    def clear(self, conn: Connection) -> None:
+        conn.execute(delete(event_index))
