@@ -36,8 +36,12 @@ INDEX_ROWS = BulkTable(
     ("position",),
 )  # fmt: skip
 
-SessionState = tuple[UUID | None, Statuses]
-"""A session's company and its stages' statuses after the last indexed event."""
+Workers = dict[str, tuple[int, str]]
+"""Stage -> (attempt, worker) of the last attempt started."""
+SessionState = tuple[UUID | None, Statuses, Workers]
+"""A session's company, its stages' statuses after the last indexed event, and who runs
+which attempt: every later event of an attempt is indexed with its worker, so `--worker`
+finds what a worker did, not only what it started."""
 
 
 class EventIndexProjection:
@@ -58,15 +62,16 @@ class EventIndexProjection:
         rows: list[tuple[Any, ...]] = []
         cache = self._sessions
         for position, f in zip(positions, found, strict=True):
-            company_id, before, after = f.company_id, None, None
+            company_id, before, after, worker = f.company_id, None, None, f.worker
             if f.session_id is not None:
-                known_company, statuses = cache.get(f.session_id, (None, {}))
+                known_company, statuses, workers = cache.get(f.session_id, (None, {}, {}))
                 company_id = company_id or known_company
                 moved = next_statuses(statuses, f.type, f.stage)
-                cache[f.session_id] = (company_id, moved)
-                cache.move_to_end(f.session_id)
                 if f.stage is not None:
                     before, after = statuses.get(f.stage), moved.get(f.stage)
+                    worker = _worker(workers, f.stage, f.attempt, f.worker)
+                cache[f.session_id] = (company_id, moved, workers)
+                cache.move_to_end(f.session_id)
             rows.append(
                 (
                     position,
@@ -78,7 +83,7 @@ class EventIndexProjection:
                     before,
                     after,
                     f.attempt,
-                    f.worker,
+                    worker,
                     f.actor,
                     f.error_type,
                 )
@@ -96,15 +101,18 @@ class EventIndexProjection:
         for i in range(0, len(missing), 500):
             chunk = missing[i : i + 500]
             rows = conn.execute(
-                select(t.session_id, t.company_id, t.type, t.stage)
+                select(t.session_id, t.company_id, t.type, t.stage, t.attempt, t.worker)
                 .where(t.session_id.in_(chunk))
                 .order_by(t.session_id, t.position)
             ).all()
             for row in rows:
-                company, statuses = self._sessions.get(row.session_id, (None, {}))
+                company, statuses, workers = self._sessions.get(row.session_id, (None, {}, {}))
+                if row.stage is not None:
+                    _worker(workers, row.stage, row.attempt, row.worker)
                 self._sessions[row.session_id] = (
                     company or row.company_id,
                     next_statuses(statuses, row.type, row.stage),
+                    workers,
                 )
 
     def forget(self) -> None:
@@ -112,3 +120,13 @@ class EventIndexProjection:
 
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(event_index))
+
+
+def _worker(workers: Workers, stage: str, attempt: int | None, named: str | None) -> str | None:
+    """The worker of this event's attempt: the one it names (a start), else the one that
+    started the same attempt of the stage; remembers a start in ``workers``."""
+    if named is not None and attempt is not None:
+        workers[stage] = (attempt, named)
+        return named
+    known = workers.get(stage)
+    return known[1] if known is not None and attempt is not None and known[0] == attempt else None
