@@ -72,11 +72,6 @@ def parse_type(value: str) -> str:
     raise ValueError(f"unknown event type {value!r}; expected one of {', '.join(EVENT_TYPES)}")
 
 
-def stage_of(kind: str, event: Any) -> Stage | None:
-    stage = getattr(event, "stage", None)
-    return stage if isinstance(stage, Stage) else DATA_STAGE.get(kind)
-
-
 def next_statuses(statuses: Statuses, kind: str, stage: str | None) -> Statuses:
     """The session's statuses after an event of type ``kind`` on ``stage``: the same moves
     as domain/stage_state.py, reduced to the status (what the index needs for before/after)."""
@@ -119,23 +114,62 @@ class Facts:
     worker: str | None
     actor: str | None
     error_type: str | None
+    first: bool = False
+    """The session's first event: nothing earlier to remember."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What an event class carries, worked out once per class (the index meets every event
+    of the log: per-event isinstance and Enum lookups were a third of its catch-up)."""
+
+    kind: str
+    is_session: bool
+    data_stage: str | None
+    fields: frozenset[str]
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(cls: type[Any]) -> _Shape:
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        kind = cls.__name__
+        data_stage = DATA_STAGE.get(kind)
+        names = frozenset(getattr(cls, "__annotations__", {})) | frozenset(
+            n for c in cls.__mro__ for n in getattr(c, "__annotations__", {})
+        )
+        shape = _Shape(
+            kind, issubclass(cls, Session.Event), data_stage.value if data_stage else None, names
+        )
+        _SHAPES[cls] = shape
+    return shape
 
 
 def facts(event: Any) -> Facts:
-    kind = type(event).__name__
-    is_session = isinstance(event, Session.Event)
-    stage = stage_of(kind, event) if is_session else None
-    attempt = getattr(event, "attempt", None)
+    shape = _shape(type(event))
+    has = shape.fields
+    stage = shape.data_stage
+    if "stage" in has:
+        stage = event.stage._value_
+    attempt = event.attempt if "attempt" in has else None
+    if shape.is_session:
+        session_id = event.originator_id
+        company_id = event.company_id if "company_id" in has else None
+    else:
+        session_id, company_id = None, event.originator_id
     return Facts(
-        type=kind,
+        type=shape.kind,
         time=event.timestamp,
-        session_id=event.originator_id if is_session else None,
-        company_id=getattr(event, "company_id", None) if is_session else event.originator_id,
-        stage=stage.value if stage else None,
+        session_id=session_id,
+        company_id=company_id,
+        stage=stage if shape.is_session else None,
         attempt=attempt if isinstance(attempt, int) else None,
-        worker=_text(getattr(event, "worker", None)),
-        actor=_text(getattr(event, "actor", None)),
-        error_type=_text(getattr(event, "error_type", None)),
+        worker=_text(event.worker) if "worker" in has else None,
+        actor=_text(event.actor) if "actor" in has else None,
+        error_type=_text(event.error_type) if "error_type" in has else None,
+        first=shape.kind == "Imported",
     )
 
 

@@ -58,7 +58,8 @@ class EventIndexProjection:
 
     def apply_at(self, conn: Connection, events: Sequence[Event], positions: Sequence[int]) -> None:
         found = [facts(e) for e in events]
-        self._load(conn, {f.session_id for f in found if f.session_id is not None})
+        touched = {f.session_id for f in found if f.session_id is not None}
+        self._load(conn, touched - {f.session_id for f in found if f.first})
         rows: list[tuple[Any, ...]] = []
         cache = self._sessions
         for position, f in zip(positions, found, strict=True):
@@ -88,7 +89,7 @@ class EventIndexProjection:
                     f.error_type,
                 )
             )
-        INDEX_ROWS.upsert(conn, rows)
+        insert_rows(conn, rows)
         while len(cache) > self.cache_size:
             cache.popitem(last=False)
 
@@ -130,3 +131,20 @@ def _worker(workers: Workers, stage: str, attempt: int | None, named: str | None
         return named
     known = workers.get(stage)
     return known[1] if known is not None and attempt is not None and known[0] == attempt else None
+
+
+def insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Plain inserts (COPY on PostgreSQL): a position is indexed once, as the runner moves
+    the projection's position in the same transaction; an upsert through a staging table
+    cost a quarter of the catch-up."""
+    if not rows:
+        return
+    cols = ", ".join(INDEX_ROWS.columns)
+    if conn.dialect.name != "postgresql":
+        INDEX_ROWS.upsert(conn, rows)
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {INDEX_ROWS.name} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
