@@ -20,6 +20,7 @@ from cli import (
     cmd_run,
     cmd_workers,
 )
+from cli.cmd_events import events as events_command
 from cli.context import State, handle_errors, state
 from cli.output import console
 from cli.secrets import environment_secrets
@@ -77,6 +78,7 @@ cmd_analytics.register(app)
 cmd_migrate.register(app)
 cmd_workers.register(app)
 app.command("export")(cmd_export.export)
+app.command("events")(events_command)
 
 
 def main() -> None:

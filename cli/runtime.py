@@ -14,6 +14,7 @@ from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.chain import LogReader
 from projections.companies import CompanyProjection
+from projections.event_index import EventIndexProjection
 from projections.runner import Projection, ProjectionRunner
 from projections.schema import metadata
 from projections.status import StatusProjection
@@ -89,7 +90,13 @@ def events_table(config: DatabaseConfig) -> str:
 
 def all_projections() -> list[Projection]:
     """A fresh instance of every projection the runner keeps (a verify builds a second set)."""
-    return [StatusProjection(), CompanyProjection(), AnalyticsProjection(), AIRequestProjection()]
+    return [
+        StatusProjection(),
+        CompanyProjection(),
+        AnalyticsProjection(),
+        AIRequestProjection(),
+        EventIndexProjection(),
+    ]
 
 
 def log_reader(rt: Runtime) -> LogReader:

@@ -54,6 +54,15 @@ class Lag:
 class Page:
     notifications: Sequence[Notification]
     events: list[Event]
+    positions: list[int]
+    """The log position of each event (``notifications`` may hold more: see apply_recorded)."""
+
+
+class PositionedProjection(Projection, Protocol):
+    """A projection that also needs each event's log position (the event index)."""
+
+    def apply_at(self, conn: Connection, events: Sequence[Event], positions: Sequence[int]) -> None:
+        """As ``apply``, with ``positions[i]`` the log position of ``events[i]``."""
 
 
 PageListener = Callable[[str, int, Page], None]
@@ -247,8 +256,11 @@ class ProjectionRunner:
             if start is None or not ids or ids != list(range(start + 1, start + 1 + len(ids))):
                 return False
             topics = set(self.projections[name].topics)
-            events = [r.domain_event for r in recordings if r.notification.topic in topics]
-            return self._apply(name, start, Page([r.notification for r in recordings], events))
+            mine = [r for r in recordings if r.notification.topic in topics]
+            events = [r.domain_event for r in mine]
+            positions = [r.notification.id for r in mine]
+            page = Page([r.notification for r in recordings], events, positions)
+            return self._apply(name, start, page)
 
     def _read(self, name: str, start: int) -> Page:
         notifications = self.recorder.select_notifications(
@@ -257,7 +269,11 @@ class ProjectionRunner:
             topics=self.projections[name].topics,
             inclusive_of_start=False,
         )
-        return Page(notifications, [self.mapper.to_domain_event(n) for n in notifications])
+        return Page(
+            notifications,
+            [self.mapper.to_domain_event(n) for n in notifications],
+            [n.id for n in notifications],
+        )
 
     def _apply(self, name: str, start: int, page: Page) -> bool:
         """One transaction: the page's effects and the new position, or nothing at all."""
@@ -270,7 +286,11 @@ class ProjectionRunner:
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
             if not self._advance(conn, name, start, page.notifications[-1].id, len(page.events)):
                 return False
-            projection.apply(conn, page.events)
+            apply_at = getattr(projection, "apply_at", None)  # a PositionedProjection
+            if apply_at is not None:
+                apply_at(conn, page.events, page.positions)
+            else:
+                projection.apply(conn, page.events)
         self._applied_to[name] = page.notifications[-1].id
         for listener in self.listeners:
             listener(name, start, page)

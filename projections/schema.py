@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    text,
 )
 
 
@@ -203,6 +204,52 @@ import_rejections = Table(
     Column("reason", Text, nullable=False),
     Column("raw_line", Text, nullable=False),
 )
+
+event_index = Table(
+    "event_index",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", UtcDateTime, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("session_id", Uuid),
+    Column("company_id", Uuid),
+    Column("stage", String(32)),
+    Column("status_before", String(16)),
+    Column("status_after", String(16)),
+    Column("attempt", Integer),
+    Column("worker", String(128)),
+    Column("actor", String(128)),
+    Column("error_type", String(64)),
+    Index("ix_event_index_session", "session_id", "position"),
+    Index("ix_event_index_company_type", "company_id", "type", "position"),
+    Index("ix_event_index_type", "type", "position"),
+    Index("ix_event_index_time", "time"),
+    Index(
+        "ix_event_index_error_type",
+        "error_type",
+        "position",
+        postgresql_where=text("error_type IS NOT NULL"),
+        sqlite_where=text("error_type IS NOT NULL"),
+    ),
+    Index(
+        "ix_event_index_actor",
+        "actor",
+        "position",
+        postgresql_where=text("actor IS NOT NULL"),
+        sqlite_where=text("actor IS NOT NULL"),
+    ),
+    Index(
+        "ix_event_index_worker",
+        "worker",
+        "position",
+        postgresql_where=text("worker IS NOT NULL"),
+        sqlite_where=text("worker IS NOT NULL"),
+    ),
+)
+"""The log's searchable fields, one row per stored event by log position (`livedash events`
+reads it, then decodes only the events it returns). Status before and after are the
+session's stage status around the event, kept from the session's earlier rows."""
+
 
 # ---------------------------------------------------------------- analytics
 analytics_sessions = Table(
