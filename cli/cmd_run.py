@@ -16,6 +16,8 @@ from cli.output import console
 from domain.stages import WORKER_STAGES, Stage
 from processors.runtime.config import DaemonConfig
 
+FAIRNESS = ("company", "fifo")
+
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
@@ -114,6 +116,14 @@ def run(
             "may be taken over",
         ),
     ] = 5.0,
+    fairness: Annotated[
+        str,
+        typer.Option(
+            "--fairness",
+            help="company: the companies take turns for free slots, so one company's backlog "
+            "does not hold up another's fresh sessions; fifo: oldest first whatever the company",
+        ),
+    ] = "company",
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
@@ -129,6 +139,8 @@ def run(
     configs = stage_configs(
         st.settings.lease_seconds, _pairs(lease, "lease"), _pairs(concurrency, "concurrency")
     )
+    if fairness not in FAIRNESS:
+        raise CliError(f"bad --fairness {fairness!r}", hint="company or fifo", code=ExitCode.USAGE)
     worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     config = DaemonConfig(
         worker_id=worker,
@@ -140,6 +152,7 @@ def run(
         grace_seconds=grace,
         level_interval=max(poll_interval, 2.0),
         fleet_heartbeat=heartbeat,
+        company_fairness=fairness == "company",
     )
     if claim_timeout <= heartbeat:
         raise CliError(

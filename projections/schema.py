@@ -114,6 +114,7 @@ session_stage_status = Table(
     Column("attempts_run", Integer, nullable=False, server_default="0"),
     Index("ix_sss_stage_status_updated", "stage", "status", "updated_at"),
     Index("ix_sss_status_retry", "status", "retry_at"),
+    Index("ix_sss_stage_company_status_updated", "stage", "company_id", "status", "updated_at"),
 )
 
 stage_ready = Table(
@@ -124,6 +125,7 @@ stage_ready = Table(
     Column("company_id", Uuid, nullable=False),
     Column("since", UtcDateTime, nullable=False),
     Index("ix_stage_ready_stage_since", "stage", "since"),
+    Index("ix_stage_ready_stage_company_since", "stage", "company_id", "since"),
 )
 """Stages that wait only for a worker: PENDING while their predecessor is done (for stages
 after TRANSCRIPT_FETCH). Kept by the status projection, so finding due work reads these few

@@ -145,10 +145,26 @@ def create_schema(engine: Engine) -> None:
     metadata.create_all(engine)
     if "session_stage_status" in existing:
         _add_attempts_run(engine)
+    _add_indexes(engine, existing)
     if "stage_ready" not in existing and "session_stage_status" in existing:
         # A status projection built before `stage_ready` existed: derive it once.
         with engine.connect().execution_options(**WRITE) as conn, conn.begin():
             backfill_ready(conn)
+
+
+def _add_indexes(engine: Engine, existing: set[str]) -> None:
+    """Indexes declared since a table was made: `create_all` skips a table that exists, and
+    with it every index the table gained later (e.g. the per-company due-work ones)."""
+    inspector = inspect(engine)
+    for name in sorted(existing & set(metadata.tables)):
+        table = metadata.tables[name]
+        have = {ix["name"] for ix in inspector.get_indexes(name)}
+        missing = [ix for ix in table.indexes if ix.name not in have]
+        if not missing:
+            continue
+        with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            for index in missing:
+                index.create(conn, checkfirst=True)
 
 
 def _add_attempts_run(engine: Engine) -> None:

@@ -27,6 +27,10 @@ def in_partitions(column: Any, partitions: Collection[int] | None) -> list[Any]:
     return [func.right(cast(column, String), 2).in_(last_bytes(partitions))]
 
 
+Due = tuple[UUID, UUID]
+"""A due session and its company."""
+
+
 def due_work(
     conn: Connection,
     stage: Stage,
@@ -36,58 +40,112 @@ def due_work(
     partitions: Collection[int] | None = None,
 ) -> list[UUID]:
     """Sessions whose ``stage`` a worker should take now, in ``partitions`` when given (a
-    daemon of a fleet).
+    daemon of a fleet), oldest first whatever their company (see `due_rows`)."""
+    return [sid for sid, _ in due_rows(conn, stage, now, companies, limit, partitions)]
+
+
+def due_rows(
+    conn: Connection,
+    stage: Stage,
+    now: datetime,
+    companies: Sequence[UUID],
+    limit: int,
+    partitions: Collection[int] | None = None,
+    per_company: bool = False,
+) -> list[Due]:
+    """Sessions (with their company) whose ``stage`` a worker should take now.
 
     Three index-friendly slices, in this order: IN_PROGRESS whose lease expired (a dead
     daemon's attempts are the oldest work there is, and a fleet's takeover is only as quick
     as they are picked up), FAILED whose retry time has come, then PENDING whose predecessor
     is done (for the stages after TRANSCRIPT_FETCH, the status projection's `stage_ready`
     rows), each oldest first.
+
+    ``per_company``: each company's slices are read on their own (up to ``limit`` each, by
+    the company-leading indexes) and the companies take turns in the answer, so one
+    company's backlog cannot fill the whole batch while another's fresh work waits behind it.
     """
     if not companies or limit <= 0 or (partitions is not None and not partitions):
         return []
+    if not per_company:
+        return _slices(conn, stage, now, list(companies), limit, partitions)
+    per = [_slices(conn, stage, now, [c], limit, partitions) for c in companies]
+    return interleave(per, limit)
+
+
+def interleave(lists: Sequence[Sequence[Due]], limit: int) -> list[Due]:
+    """One from each list in turn (round robin), up to ``limit`` in all."""
+    out: list[Due] = []
+    depth = 0
+    while len(out) < limit:
+        took = False
+        for items in lists:
+            if depth < len(items):
+                out.append(items[depth])
+                took = True
+                if len(out) >= limit:
+                    break
+        if not took:
+            break
+        depth += 1
+    return out
+
+
+def _slices(
+    conn: Connection,
+    stage: Stage,
+    now: datetime,
+    companies: list[UUID],
+    limit: int,
+    partitions: Collection[int] | None,
+) -> list[Due]:
+    one = len(companies) == 1
     base = [
         sss.c.stage == stage.value,
-        sss.c.company_id.in_(list(companies)),
+        sss.c.company_id == companies[0] if one else sss.c.company_id.in_(companies),
         *in_partitions(sss.c.session_id, partitions),
     ]
     slices = [
-        select(sss.c.session_id)
+        select(sss.c.session_id, sss.c.company_id)
         .where(*base, sss.c.status == Status.IN_PROGRESS.value, sss.c.lease_expires_at <= now)
         .order_by(sss.c.lease_expires_at),
-        select(sss.c.session_id)
+        select(sss.c.session_id, sss.c.company_id)
         .where(*base, sss.c.status == Status.FAILED.value, sss.c.retry_at <= now)
         .order_by(sss.c.retry_at),
         _pending(stage, base, companies, partitions),
     ]
-    found: list[UUID] = []
+    found: list[Due] = []
     for query in slices:
         room = limit - len(found)
         if room <= 0:
             break
-        found.extend(r[0] for r in conn.execute(query.limit(room)).all())
+        found.extend((r[0], r[1]) for r in conn.execute(query.limit(room)).all())
     return found
 
 
 def _pending(
     stage: Stage,
     base: list[Any],
-    companies: Sequence[UUID],
+    companies: list[UUID],
     partitions: Collection[int] | None,
-) -> Select[tuple[UUID]]:
+) -> Select[tuple[UUID, UUID]]:
     """The PENDING slice: from `stage_ready` where the status projection keeps it, else the
     status rows whose predecessor is in a state that lets this stage start."""
     if stage in QUEUED:
         return (
-            select(stage_ready.c.session_id)
+            select(stage_ready.c.session_id, stage_ready.c.company_id)
             .where(
                 stage_ready.c.stage == stage.value,
-                stage_ready.c.company_id.in_(list(companies)),
+                stage_ready.c.company_id == companies[0]
+                if len(companies) == 1
+                else stage_ready.c.company_id.in_(companies),
                 *in_partitions(stage_ready.c.session_id, partitions),
             )
             .order_by(stage_ready.c.since)
         )
-    query = select(sss.c.session_id).where(*base, sss.c.status == Status.PENDING.value)
+    query = select(sss.c.session_id, sss.c.company_id).where(
+        *base, sss.c.status == Status.PENDING.value
+    )
     previous = stage.previous
     if previous is not None:
         prev = aliased(sss)
@@ -178,11 +236,27 @@ class WorkQueries:
         companies: Sequence[UUID],
         limit: int,
         partitions: Collection[int] | None = None,
-    ) -> dict[Stage, list[UUID]]:
+        per_company: bool = False,
+    ) -> dict[Stage, list[Due]]:
         if not companies:
             return {}
         with self.engine.connect() as conn:
-            return {s: due_work(conn, s, now, companies, limit, partitions) for s in stages}
+            return {
+                s: due_rows(conn, s, now, companies, limit, partitions, per_company) for s in stages
+            }
+
+    def companies_of(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """The company of each of these sessions the status projection knows."""
+        if not session_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sss.c.session_id, sss.c.company_id).where(
+                    sss.c.session_id.in_(list(session_ids)),
+                    sss.c.stage == Stage.TRANSCRIPT_FETCH.value,
+                )
+            ).all()
+        return {r[0]: r[1] for r in rows}
 
     def standing(
         self, stages: Sequence[Stage], now: datetime, companies: Sequence[UUID]

@@ -57,6 +57,11 @@ class DaemonConfig:
     """The reports' projections are kept up every this often; the status one every turn, or
     one turn late while only this daemon writes (``projection_defer``)."""
     claim_batch: int = 500
+    company_fairness: bool = True
+    """The companies take turns for free slots (due work is asked per company, and a stage's
+    completion starts the session's next stage at once only while no other company's work
+    waits for it); off, work is taken oldest first whatever its company (`run --fairness
+    fifo`)."""
     until_idle: bool = False
     idle_horizon: float = 60.0
     grace_seconds: float = 30.0

@@ -89,7 +89,7 @@ class Daemon:
         self.writes = WriteQueue(app, self.feed.stored)
         self.paid = PaidCalls(self.wake, self._why_not_start, config.intent_wait, config.usage_wait)
         self.outage = Outage(config.reconnect_max, config.outage_log_interval)
-        self.candidates = Candidates(self.processors)
+        self.candidates = Candidates(self.processors, config.company_fairness)
         self.in_flight: dict[tuple[UUID, Stage], InFlight] = {}
         self.pools = {
             s: WorkPool(config.for_stage(s).concurrency, f"ld-{s.value}") for s in self.processors
@@ -312,9 +312,10 @@ class Daemon:
             self._active_companies(),
             self.config.claim_batch,
             self.fleet.working,
+            self.config.company_fairness,
         )
-        for stage, ids in found.items():
-            self.candidates.add(stage, ids)
+        for stage, due in found.items():
+            self.candidates.add_due(stage, due)
 
     def _refresh_companies(self) -> None:
         ids = list(self.work.company_statuses())
@@ -324,6 +325,9 @@ class Daemon:
     def _claim(self) -> None:
         now = self.clock()
         batch: list[Planned] = []
+        unknown = self.candidates.unknown()
+        if unknown:  # another writer's news: its companies, so each waits for its own turn
+            self.candidates.learn(self.work.companies_of(unknown))
         for stage in self.candidates.stages():
             cfg = self.config.for_stage(stage)
             free = cfg.max_in_flight - sum(1 for k in self.in_flight if k[1] is stage)
@@ -340,6 +344,7 @@ class Daemon:
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
+                self.candidates.note(session.id, session.company_id)
                 reason = session.skip_reason(stage)
                 if reason or taken < free:
                     self.feed.about_to_change([session])  # before the command changes it
@@ -352,7 +357,8 @@ class Daemon:
                         batch.append((session, stage, attempt))
                         taken += 1
                     else:
-                        self.candidates.add(stage, [session.id])  # no room: the next round
+                        # No room: the next round.
+                        self.candidates.add(stage, [session.id], session.company_id)
                 except DomainError as e:
                     # Due by the projection, refused by the aggregate (it moved on meanwhile).
                     self.reporter.event("not_claimed", session, stage, None, str(e))
@@ -488,6 +494,7 @@ class Daemon:
                 self.reporter.event("stale", flight.session, flight.stage, flight.attempt, str(e))
                 continue
             applied.append(outcome)
+            self.candidates.note(flight.session.id, flight.session.company_id)
             if not self.offline and not self._stopping:
                 chained.extend(self._chain(flight.session, flight.stage, now, chained))
         if applied:
@@ -533,6 +540,10 @@ class Daemon:
             )
             if busy >= self.config.for_stage(nxt).max_in_flight:
                 break  # the edge trigger brings it back when there is room
+            if self.config.company_fairness and self.candidates.others_waiting(
+                nxt, session.company_id
+            ):
+                break  # another company's turn first: the edge trigger queues this one
             lease = now + timedelta(seconds=self.config.for_stage(nxt).lease_seconds)
             chain.append(
                 (session, nxt, session.start_stage(nxt, self.config.worker_id, lease, now))
