@@ -84,10 +84,25 @@ def test_tiny_suite_writes_every_required_figure(tmp_path: Path) -> None:
     assert "figure" in proc.stdout and results["machine"]["cores"]
 
 
-def test_several_daemons_bench_runs() -> None:
+def test_fleet_bench_runs_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "bench-results.json"
     proc = run_script(
-        "bench_daemons.py", "--database", "postgres", "--sessions", "30", "--processes", "2"
-    )
+        "bench_daemons.py", "--scenario", "all", "--runs", "1", "--daemons", "1,2",
+        "--sessions", "30", "--io-sessions", "16", "--takeover-sessions", "240",
+        "--ai-latency", "1", "--heartbeat", "0.5", "--claim-timeout", "2",
+        "--takeover-lease", "4", "--out", str(out),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "2 daemon(s), 30/30 sessions created" in proc.stdout, proc.stdout
-    assert proc.stdout.count("  daemon ") == 2, proc.stdout
+    fleet = json.loads(out.read_text(encoding="utf-8"))["daemon_fleet"]
+    for scenario in ("io", "cpu"):
+        for n in ("1", "2"):
+            figures = fleet[scenario]["by_daemons"][n]
+            _positive(f"{scenario}.{n}", figures["steady_per_s"]["median"])
+            assert figures["sessions_missing"]["median"] == 0, (scenario, n)
+            assert figures["lost_race_pct"]["median"] >= 0
+        assert "2" in fleet["io"]["ratio_to_n_times_one"]
+    takeover = fleet["takeover"]
+    assert takeover["sessions_missing"]["median"] == 0
+    assert takeover["completed_twice"]["median"] == 0
+    assert takeover["reruns_not_explained_by_the_kill"]["median"] == 0
+    _positive("takeover.reowned_s", takeover["reowned_s"]["median"])
