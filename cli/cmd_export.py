@@ -37,6 +37,7 @@ def export(
     start = parse_time(since, "--since") if since else None
     with state(ctx).runtime() as rt:
         info = require_company(rt.engine, company)
+        rt.runner.catch_up()  # every session imported so far is in `sessions`
         with rt.engine.connect() as conn:
             ids = {
                 r[0]

@@ -84,7 +84,10 @@ class LogReader:
 
 def _row(r: Any) -> StoredRow:
     oid = r[1] if isinstance(r[1], UUID) else UUID(str(r[1]))
-    return StoredRow(int(r[0]), oid, int(r[2]), str(r[3]), bytes(r[4]))
+    # A state rewritten as TEXT behind our back (SQLite allows it) still hashes, to a
+    # different link: it is reported as altered, not a crash.
+    state = r[4].encode("utf-8") if isinstance(r[4], str) else bytes(r[4])
+    return StoredRow(int(r[0]), oid, int(r[2]), str(r[3]), state)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 Every exported event carries the stored row exactly as linked (topic and state bytes, in
 base64) with the chain's link before it and its own link, so anyone can recompute
 ``link(previous, row) == hash`` with SHA-256 alone (docs/audit.md shows how); the readable
-``data`` beside it is the decoded event. The export stops at the chain's head: events stored
-after it are not yet linked and follow in the next export.
+``data`` beside it is the decoded event (not itself hashed: the stored state is what counts).
+The export recomputes every link of the log as it reads and refuses a log that differs.
+It stops at the chain's head: events stored after it are not yet linked and follow in the
+next export.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, StoredEvent
 from pydantic import BaseModel
 
-from projections.chain import GENESIS, LogReader, StoredRow, head, links_after
+from projections.chain import GENESIS, LogReader, StoredRow, head, link, links_after
 
 
 class ChainBroken(Exception):
@@ -41,10 +43,10 @@ def company_log(
         previous = GENESIS
         for row in reader.rows(conn, 0, top):
             position, digest = next(links, (None, None))
-            if position != row.position or digest is None:
-                raise ValueError(
-                    f"the chain does not cover position {row.position}: run audit verify"
-                )
+            # Recomputed as it goes (cheap beside decoding): an export of a tampered log
+            # stops at the first event that no longer matches its link.
+            if position != row.position or digest is None or link(previous, row) != digest:
+                raise ChainBroken(f"the log and its hash chain part at position {row.position}")
             if row.originator_id in originators:
                 event: Any = mapper.to_domain_event(
                     StoredEvent(row.originator_id, row.version, row.topic, row.state)

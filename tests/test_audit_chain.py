@@ -55,7 +55,7 @@ def test_an_untouched_log_verifies_and_the_chain_follows_it(database_url: str) -
         assert verify(log_reader(rt), expect=first).intact
 
 
-@pytest.mark.parametrize("kind", ["altered", "removed"])
+@pytest.mark.parametrize("kind", ["altered", "altered_as_text", "removed"])
 def test_a_changed_or_removed_event_is_found_at_its_position(database_url: str, kind: str) -> None:
     with runtime(database_url) as rt:
         _fill(rt)
@@ -65,11 +65,18 @@ def test_a_changed_or_removed_event_is_found_at_its_position(database_url: str, 
         with rt.engine.begin() as conn:
             if kind == "altered":
                 conn.execute(text(f"UPDATE {table} SET topic = topic || 'x' WHERE {pos} = 4"))
+            elif kind == "altered_as_text" and rt.config.kind == "sqlite":
+                # SQLite lets a BLOB column take TEXT: the state comes back as str.
+                edit = "replace(CAST(state AS TEXT), 'e', 'E')"
+                conn.execute(text(f"UPDATE {table} SET state = {edit} WHERE {pos} = 4"))
+            elif kind == "altered_as_text":
+                conn.execute(text(f"UPDATE {table} SET state = state || '\\x20' WHERE {pos} = 4"))
             else:
                 conn.execute(text(f"DELETE FROM {table} WHERE {pos} = 4"))
         verdict = verify(log_reader(rt))
     assert verdict.finding is not None
-    assert (verdict.finding.kind, verdict.finding.position) == (kind, 4)
+    expected = "removed" if kind == "removed" else "altered"
+    assert (verdict.finding.kind, verdict.finding.position) == (expected, 4)
     assert verdict.checked == 3
 
 
@@ -169,3 +176,18 @@ def test_a_database_from_before_the_chain_is_told_to_run_init(livedash: Livedash
     assert "livedash init" in old.stderr
     livedash("init")
     assert json.loads(livedash("audit", "verify", "--json").stdout)["intact"] is True
+
+
+def test_an_export_of_a_changed_log_is_refused(livedash: Livedash) -> None:
+    livedash("init")
+    livedash("company", "add", "Jumbo", "--csv-url", "https://csv.example/a.csv")
+    livedash("import", str(SAMPLE_CSV), "--company", "Jumbo")
+    assert livedash("export", "--company", "Jumbo").stdout.count("\n") > 6
+    with runtime(livedash.database_url, create=False) as rt:
+        _unprotect(rt)
+        table, pos = events_table(rt.config), _position(rt)
+        with rt.engine.begin() as conn:
+            conn.execute(text(f"UPDATE {table} SET topic = topic || 'x' WHERE {pos} = 3"))
+    refused = livedash("export", "--company", "Jumbo", check=False)
+    assert refused.code == ExitCode.TAMPERED
+    assert "part at position 3" in refused.stderr and "audit verify" in refused.stderr
