@@ -411,7 +411,10 @@ def _takeover_figures(run: dict[str, Any], kill: Kill, sessions: int) -> dict[st
         for e in events
         if e.kind == "started" and e.worker == kill.worker and (e.session, e.attempt) not in ended
     }
+    # A claim handed back unstarted (StageReleased, partitions moving) is not a rerun: count
+    # starts net of releases, so only work begun twice shows up.
     rerun = Counter(e.session for e in events if e.kind == "started")
+    rerun.subtract(Counter(e.session for e in events if e.kind == "released"))
     rerun_sessions = {s for s, c in rerun.items() if c > 1}
     explained = {s for s, _ in unfinished}
     first_rerun = min(
@@ -430,6 +433,7 @@ def _takeover_figures(run: dict[str, Any], kill: Kill, sessions: int) -> dict[st
         else -1.0,
         "victim_unfinished_attempts": len(unfinished),
         "sessions_rerun": len(rerun_sessions),
+        "claims_handed_back": sum(1 for e in events if e.kind == "released"),
         "reruns_not_explained_by_the_kill": len(rerun_sessions - explained),
         **{k: v for k, v in once.items() if k != "sessions_started_more_than_once"},
         "lost_race_pct": races(run, AI)["lost_race_pct"],

@@ -99,8 +99,10 @@ def _check_after_kills(url: str, tmp: Path, server: RouteServer) -> None:
     rng = random.Random(11)
     killed_mid_run = 0
     for _ in range(3):
+        before = _claims(url)
         proc = cli(url, "run", "--csv-interval", "0", "--poll-interval", "0.2", "--verbose")
-        time.sleep(rng.uniform(1.5, 3.5))
+        _wait_for_claims(url, before, proc)  # start-up time varies 10x with machine load
+        time.sleep(rng.uniform(0.1, 1.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed_mid_run += 1
