@@ -14,9 +14,11 @@ from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_age, fmt_time, print_json, styled_status
 from domain.partitions import PARTITIONS
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
+from processors.clock import utc_now
 from processors.service.history import SessionAt, session_at, session_history
 from processors.service.lookup import SessionRef
-from projections.models import FleetInfo, StatusReport
+from projections.budgets import budget_standing
+from projections.models import BudgetInfo, FleetInfo, StatusReport
 from projections.queries import failed as failed_query
 from projections.queries import list_sessions, status_report
 
@@ -41,6 +43,9 @@ def status(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = F
         with rt.engine.connect() as conn:
             report = status_report(
                 conn, info.company_id if info else None, info.name if info else None
+            )
+            report.budgets = budget_standing(
+                conn, utc_now(), state(ctx).settings.ai_budget, info.company_id if info else None
             )
     if json_out:
         print_json(report)
@@ -78,6 +83,8 @@ def _print_status(r: StatusReport) -> None:
             f"[yellow]waiting:[/] {escape(w.company)}: {w.waiting_sessions} sessions — "
             f"{escape(w.reason)}"
         )
+    for b in r.budgets:
+        _print_budget(b)
     for problem in r.import_warnings:
         console.print(f"[yellow]import:[/] {escape(problem.message)}", soft_wrap=True)
     if r.fleet is not None:
@@ -90,6 +97,17 @@ def _print_status(r: StatusReport) -> None:
                 f"  {escape(f.external_id)}: {f.stage} attempt {f.attempt} — "
                 f"{f.error_type}: {escape(f.error_message or '')} ({retry})"
             )
+
+
+def _print_budget(b: BudgetInfo) -> None:
+    spent = f"€{b.spent_eur:.2f} of {b.budget}"
+    if b.reached:
+        console.print(
+            f"[yellow]budget reached:[/] {escape(b.scope)}: {spent} — AI_ANALYSIS of "
+            f"{b.waiting_sessions} session(s) waits; resumes on {fmt_time(b.resumes_at)}"
+        )
+    else:
+        console.print(f"AI budget {escape(b.scope)}: {spent} this period")
 
 
 def _print_fleet(f: FleetInfo) -> None:

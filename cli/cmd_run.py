@@ -153,6 +153,7 @@ def run(
         level_interval=max(poll_interval, 2.0),
         fleet_heartbeat=heartbeat,
         company_fairness=fairness == "company",
+        installation_budget=st.settings.ai_budget,
     )
     if claim_timeout <= heartbeat:
         raise CliError(

@@ -21,10 +21,12 @@ from cli import (
     cmd_workers,
 )
 from cli.cmd_events import events as events_command
-from cli.context import State, handle_errors, state
+from cli.context import State, fail, handle_errors, state
+from cli.errors import CliError, ExitCode
 from cli.output import console
 from cli.secrets import environment_secrets
 from cli.settings import Settings
+from domain.budget import BudgetError
 
 app = typer.Typer(
     name="livedash",
@@ -53,7 +55,10 @@ def _root(
     ] = None,
 ) -> None:
     environ = dict(os.environ)  # read once: settings and secrets both come from this snapshot
-    settings = Settings.from_env(environ, database_url=database_url, actor=actor)
+    try:
+        settings = Settings.from_env(environ, database_url=database_url, actor=actor)
+    except BudgetError as e:
+        raise fail(CliError(f"LIVEDASH_AI_BUDGET: {e}", code=ExitCode.USAGE)) from None
     ctx.obj = State(settings, environment_secrets(environ))
 
 

@@ -177,6 +177,22 @@ companies = Table(
     Column("status_reason", Text),
 )
 
+company_budgets = Table(
+    "company_budgets",
+    metadata,
+    Column("company_id", Uuid, primary_key=True),
+    Column("budget_eur", ExactDecimal),
+    Column("period", String(8)),
+    Column("changed_by", String(255)),
+    Column("change_reason", Text),
+    Column("reached_period_start", UtcDateTime),
+    Column("reached_at", UtcDateTime),
+    Column("resumes_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+"""A company's AI budget and the last time a daemon found it reached (its own table, so a
+database made before budgets gains it by `create_all`, with no column added to `companies`)."""
+
 import_runs = Table(
     "import_runs",
     metadata,

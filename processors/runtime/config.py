@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.budget import AIBudget
 from domain.stages import WORKER_STAGES, Stage
 from processors.runtime.retry import RetryPolicy
 
@@ -81,6 +82,8 @@ class DaemonConfig:
     reconnect_max: float = 10.0
     """Longest pause between tries while the database is away."""
     outage_log_interval: float = 30.0
+    installation_budget: AIBudget | None = None
+    """LIVEDASH_AI_BUDGET: a cap on the whole installation's AI spend per period."""
 
     def for_stage(self, stage: Stage) -> StageConfig:
         return self.stage_configs.get(stage) or StageConfig()

@@ -35,6 +35,7 @@ from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import Clock
+from processors.runtime.budgets import PAID_STAGES, BudgetGate
 from processors.runtime.candidates import Candidates
 from processors.runtime.config import DaemonConfig
 from processors.runtime.fleet import FleetMember
@@ -95,6 +96,7 @@ class Daemon:
             s: WorkPool(config.for_stage(s).concurrency, f"ld-{s.value}") for s in self.processors
         }
         self.companies: dict[UUID, Company] = {}
+        self.budgets = BudgetGate(runner.engine, app, config.installation_budget, reporter)
         self.summary = DaemonSummary()
         self._stopping = False
         self._lost: list[Outcome] = []
@@ -257,6 +259,8 @@ class Daemon:
             return "the database is unavailable: nothing starts that could not be recorded"
         if flight is not None and flight.lease_ends - time.monotonic() < flight.lease_margin:
             return "its lease was about to lapse before it started"
+        if flight is not None and self.budgets.holds(flight.stage, flight.session.company_id):
+            return "its AI budget is reached: it waits for the next period or a higher budget"
         return None
 
     # ---------------------------------------------------------------- loop
@@ -308,21 +312,32 @@ class Daemon:
     def _active_companies(self) -> list[UUID]:
         return [cid for cid, c in self.companies.items() if c.is_active]
 
+    def _stage_groups(self) -> list[tuple[list[Stage], list[UUID]]]:
+        """The stages to ask about, grouped by the companies whose work may start in them (a
+        reached budget holds back only the paid stages)."""
+        active = self._active_companies()
+        groups: dict[tuple[UUID, ...], list[Stage]] = {}
+        for stage in self.processors:
+            groups.setdefault(tuple(self.budgets.allowed(stage, active)), []).append(stage)
+        return [(stages, list(companies)) for companies, stages in groups.items()]
+
     def _level_trigger(self) -> None:
-        found = self.work.due(
-            list(self.processors),
-            self.clock(),
-            self._active_companies(),
-            self.config.claim_batch,
-            self.fleet.working,
-            self.config.company_fairness,
-        )
-        for stage, due in found.items():
-            self.candidates.add_due(stage, due)
+        for stages, companies in self._stage_groups():
+            found = self.work.due(
+                stages,
+                self.clock(),
+                companies,
+                self.config.claim_batch,
+                self.fleet.working,
+                self.config.company_fairness,
+            )
+            for stage, due in found.items():
+                self.candidates.add_due(stage, due)
 
     def _refresh_companies(self) -> None:
         ids = list(self.work.company_statuses())
         self.companies = {cid: self.app.get_company(cid) for cid in ids}
+        self.budgets.refresh(self.companies, self.clock())
 
     # --------------------------------------------------------------- claim
     def _claim(self) -> None:
@@ -331,6 +346,10 @@ class Daemon:
         unknown = self.candidates.unknown()
         if unknown:  # another writer's news: its companies, so each waits for its own turn
             self.candidates.learn(self.work.companies_of(unknown))
+        if any(s in PAID_STAGES for s in self.candidates.stages()) or any(
+            stage in PAID_STAGES for _, stage in self.in_flight
+        ):  # queued claims are held back at their start too (`_why_not_start`)
+            self.budgets.refresh_before_claims(self.companies, now)
         for stage in self.candidates.stages():
             cfg = self.config.for_stage(stage)
             free = cfg.max_in_flight - sum(1 for k in self.in_flight if k[1] is stage)
@@ -347,6 +366,8 @@ class Daemon:
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
+                if self.budgets.holds(stage, company.id):
+                    continue  # its budget is reached: the level trigger asks again later
                 self.candidates.note(session.id, session.company_id)
                 reason = session.skip_reason(stage)
                 if reason or taken < free:
@@ -645,13 +666,13 @@ class Daemon:
         if any(getattr(job, "busy", False) for job in self.scheduled):
             return False
         now = self.clock()
-        standing = self.work.standing(list(self.processors), now, self._active_companies())
-        if standing.due:
+        standings = [self.work.standing(st, now, cs) for st, cs in self._stage_groups()]
+        if any(s.due for s in standings):
             self._last_level = 0.0
             return False
-        if standing.running_elsewhere:
+        if any(s.running_elsewhere for s in standings):
             return False
-        wake_at = standing.wake_at
+        wake_at = min((s.wake_at for s in standings if s.wake_at), default=None)
         if wake_at is not None and wake_at <= now + timedelta(seconds=self.config.idle_horizon):
             return False
         self.summary.next_retry_at = wake_at
