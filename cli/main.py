@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
 
-from cli import (
-    cmd_analytics,
-    cmd_audit,
-    cmd_company,
-    cmd_demo,
-    cmd_export,
-    cmd_import,
-    cmd_migrate,
-    cmd_ops,
-    cmd_reports,
-    cmd_run,
-    cmd_workers,
-)
-from cli.cmd_events import events as events_command
+from cli.commands import install
 from cli.context import State, fail, handle_errors, state
 from cli.errors import CliError, ExitCode
 from cli.output import console
@@ -71,22 +59,8 @@ def init(ctx: typer.Context) -> None:
         console.print(f"[green]ready:[/] {rt.config.describe()}")
 
 
-app.add_typer(cmd_company.app, name="company")
-app.add_typer(cmd_ops.projections_app, name="projections")
-app.add_typer(cmd_audit.app, name="audit")
-cmd_import.register(app)
-cmd_reports.register(app)
-cmd_ops.register(app)
-cmd_run.register(app)
-cmd_demo.register(app)
-cmd_analytics.register(app)
-cmd_migrate.register(app)
-cmd_workers.register(app)
-app.command("export")(cmd_export.export)
-app.command("events")(events_command)
-
-
 def main() -> None:
+    install(app, sys.argv[1:])
     app()
 
 
