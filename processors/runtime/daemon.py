@@ -41,6 +41,7 @@ from processors.runtime.fleet import FleetMember
 from processors.runtime.flight import InFlight, Outcome
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
+from processors.runtime.metrics import LoopObserver
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
@@ -72,6 +73,7 @@ class Daemon:
         scheduled: Sequence[Callable[[], None]] = (),
         presence: Presence | None = None,
         keeper: PartitionKeeper | None = None,
+        metrics: LoopObserver | None = None,
     ) -> None:
         self.app = app
         self.fleet = FleetMember(presence, keeper, config.fleet_heartbeat)
@@ -86,7 +88,9 @@ class Daemon:
         self.feed = LocalFeed(runner, config.projection_defer, on_news=self.wake.set)
         """The daemon's one window on the read side, with `work` (its queries)."""
         self.work = WorkQueries(runner.engine)
-        self.writes = WriteQueue(app, self.feed.stored)
+        self.metrics = metrics or LoopObserver()
+        """Told what each commit stored and how each turn went (runtime/metrics.py)."""
+        self.writes = WriteQueue(app, self.feed.stored, self.metrics.stored)
         self.paid = PaidCalls(self.wake, self._why_not_start, config.intent_wait, config.usage_wait)
         self.outage = Outage(config.reconnect_max, config.outage_log_interval)
         self.candidates = Candidates(self.processors, config.company_fairness)
@@ -140,6 +144,7 @@ class Daemon:
                 self.wake.clear()
                 began = time.monotonic()
                 self._guarded(self._tick if not self.offline else self._reconnect)
+                self.metrics.turn(time.monotonic() - began)
                 if self._stopping:
                     self._drain()
                     self.summary.stopped_by = "signal"
@@ -286,7 +291,9 @@ class Daemon:
                 self._level_trigger()
             self._claim()
         self._fleet_beat()
-        self.reporter.tick(self._snapshot())
+        snapshot = self._snapshot()
+        self.metrics.tick(snapshot)
+        self.reporter.tick(snapshot)
 
     def follow_log(self) -> None:
         """Edge trigger: the events the status projection applied since the last turn (ours
