@@ -81,7 +81,7 @@ def readiness(runner: ProjectionRunner, max_lag_events: int = DEFAULT_MAX_LAG_EV
     return result
 
 
-def installation_registry(runner: ProjectionRunner, max_age: float = 5.0) -> CollectorRegistry:
+def installation_registry(runner: ProjectionRunner, max_age: float = 1.0) -> CollectorRegistry:
     """A registry of its own (not the process-wide default) with the installation's gauges."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreGauges(runner, max_age))

@@ -112,7 +112,7 @@ class StoreGauges(Collector):
     def __init__(
         self,
         runner: ProjectionRunner,
-        max_age: float = 5.0,
+        max_age: float = 1.0,
         labels: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
