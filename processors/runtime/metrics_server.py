@@ -28,6 +28,9 @@ class _Server6(_Server):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """Headers and body leave in two writes: with Nagle's algorithm the body waits for the
+    client's delayed ACK (measured: 44 ms for every answer)."""
 
     def do_GET(self) -> None:
         code, body, content_type = self.server.endpoints.respond(self.path)
