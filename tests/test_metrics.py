@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -31,6 +32,8 @@ from domain.company import Company
 from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage
 from processors.clock import utc_now
+from processors.runtime.metrics import DaemonMetrics
+from projections.metrics_collector import StoreGauges
 from tests.conftest import LIVEDASH, REPO, fresh_pg_database
 from tests.factories import row
 from tests.harness import runtime
@@ -260,3 +263,35 @@ def check_healthz_and_readyz_follow_the_database(running: Running) -> None:
     finally:
         running.proxy.resume()
     assert wait_for("ready again once the database is back", ready)["reasons"] == []
+
+
+# ----------------------------------------------------------------------- the documents
+DOCS = REPO / "docs"
+PG_ONLY = {"livedash_partitions_unowned"}
+"""Served on PostgreSQL only (no partitions on SQLite)."""
+METRIC_NAME = re.compile(r"\b((?:livedash|process)_[a-z_]+)\b")
+
+
+def served_names(tmp_path: Path) -> tuple[set[str], set[str]]:
+    """The name each metric a daemon serves is known by (a counter's ``_total``, a histogram's
+    base name), and every sample name it can serve (a counter's with no series yet too)."""
+    metrics = DaemonMetrics("docs")
+    with runtime(f"sqlite:///{tmp_path / 'docs.db'}") as rt:
+        metrics.include(StoreGauges(rt.runner))
+        families = list(metrics.registry.collect())
+    known = {f.name + ("_total" if f.type == "counter" else "") for f in families} | PG_ONLY
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    samples = {f.name + s for f in families for s in suffixes.get(f.type, ("",))}
+    return known, samples | known
+
+
+def test_the_dashboard_and_the_alert_rules_use_only_served_metrics(tmp_path: Path) -> None:
+    known, served = served_names(tmp_path)
+    dashboard = json.loads((DOCS / "grafana-livedash.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in METRIC_NAME.findall(e)}
+    assert len(used) >= 15 and used <= served, used - served
+    named = set(METRIC_NAME.findall((DOCS / "operations.md").read_text()))
+    assert named <= served, named - served
+    undocumented = {n for n in known if n.startswith("livedash_")} - named
+    assert undocumented == set()
