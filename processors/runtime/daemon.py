@@ -38,14 +38,14 @@ from processors.clock import Clock
 from processors.runtime.candidates import Candidates
 from processors.runtime.config import DaemonConfig
 from processors.runtime.fleet import FleetMember
-from processors.runtime.flight import InFlight, Outcome
+from processors.runtime.flight import InFlight, Outcome, per_stage
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
 from processors.runtime.metrics import LoopObserver
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
-from processors.runtime.reporting import Reporter
+from processors.runtime.reporting import Reporter, progress
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
 from processors.runtime.writes import WriteQueue
@@ -192,7 +192,7 @@ class Daemon:
     def _fleet_beat(self) -> None:
         change = self.fleet.beat(
             (sid for sid, _ in self.in_flight),
-            self._in_flight_per_stage(),
+            per_stage(self.in_flight, self.processors),
             sum(self.summary.completed.values()),
         )
         if change is None:
@@ -211,9 +211,6 @@ class Daemon:
                 live_daemons=change.live,
                 share=change.share,
             )
-
-    def _in_flight_per_stage(self) -> dict[str, int]:
-        return {s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors}
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
         """Runs one step of the loop; a database outage is waited out, not obeyed."""
@@ -291,7 +288,8 @@ class Daemon:
                 self._level_trigger()
             self._claim()
         self._fleet_beat()
-        snapshot = self._snapshot()
+        in_flight = per_stage(self.in_flight, self.processors)
+        snapshot = progress(in_flight, self.candidates.sizes(), self.summary)
         self.metrics.tick(snapshot)
         self.reporter.tick(snapshot)
 
@@ -302,15 +300,6 @@ class Daemon:
         if news:
             mine = self.fleet.mine if self.fleet.partitioned else None
             self.candidates.follow(news, self.clock(), mine)
-
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "in_flight": self._in_flight_per_stage(),
-            "queued": {s.value: n for s, n in self.candidates.sizes().items()},
-            "completed": dict(self.summary.completed),
-            "failed": dict(self.summary.failed),
-            "skipped": dict(self.summary.skipped),
-        }
 
     def _active_companies(self) -> list[UUID]:
         return [cid for cid, c in self.companies.items() if c.is_active]
