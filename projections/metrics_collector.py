@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from domain.stages import WORKER_STAGES, Status
 from projections.queries import overview
@@ -130,7 +129,7 @@ class StoreGauges(Collector):
             if time.monotonic() - self._read_at >= self.max_age:
                 try:
                     self._reading = read_store(self.runner, self.clock())
-                except SQLAlchemyError:
+                except Exception:  # either driver's error, the event store's own types
                     self._reading = None
                 self._read_at = time.monotonic()
             return self._reading

@@ -259,7 +259,17 @@ def check_healthz_and_readyz_follow_the_database(running: Running) -> None:
         assert refused["ready"] is False
         assert refused["reasons"][0].startswith("database unreachable"), refused
         assert get(running.base + "/healthz")[0] == 200  # alive all the same
-        assert get(running.base + "/metrics")[0] == 200  # the daemon's own counters still show
+        # The scrape still answers, with the daemon's counters, and says the store is away.
+        away = wait_for(
+            "livedash_store_up 0",
+            lambda: (
+                (samples := scrape(running.base))
+                and value(samples, "livedash_store_up") == 0
+                and samples
+            ),
+        )
+        assert value(away, "livedash_stage_completed_total") == GOOD * len(WORKER_STAGES)
+        assert not [s for s in away if s.name == "livedash_sessions"]
     finally:
         running.proxy.resume()
     assert wait_for("ready again once the database is back", ready)["reasons"] == []

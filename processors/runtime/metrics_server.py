@@ -33,7 +33,11 @@ class _Handler(BaseHTTPRequestHandler):
     client's delayed ACK (measured: 44 ms for every answer)."""
 
     def do_GET(self) -> None:
-        code, body, content_type = self.server.endpoints.respond(self.path)
+        try:
+            code, body, content_type = self.server.endpoints.respond(self.path)
+        except Exception as e:  # a page's bug must not cost the daemon or drop the socket
+            code, content_type = 500, "text/plain; charset=utf-8"
+            body = f"{type(e).__name__}: {e}\n".encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
