@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -273,6 +274,43 @@ def check_healthz_and_readyz_follow_the_database(running: Running) -> None:
     finally:
         running.proxy.resume()
     assert wait_for("ready again once the database is back", ready)["reasons"] == []
+
+
+# ------------------------------------------------------------------------ the observer
+def test_the_observer_counts_what_the_log_stored(tmp_path: Path) -> None:
+    """Lease expiry, failure, hand-back and completion of one stage, stored for real: each
+    lands in its own counter, and the durations run from each claim to its outcome."""
+    t0 = utc_now()
+    at = [t0 + timedelta(seconds=s) for s in range(60)]
+    fetch = Stage.TRANSCRIPT_FETCH
+    metrics = DaemonMetrics("w1")
+    with runtime(f"sqlite:///{tmp_path / 'observer.db'}") as rt:
+        company = rt.app.register_company(Company.register("Acme", "x.csv", t0))
+        s = Session.import_row(company.id, row(external_id="s1"), "x.csv", t0)
+        s.start_stage(fetch, "gone", at[10], at[0])
+        a2 = s.start_stage(fetch, "w1", at[50], at[20])  # the first claim's lease expired
+        s.fail_stage(fetch, a2, "http_500", "boom", True, at[30], at[25])
+        a3 = s.start_stage(fetch, "w1", at[50], at[31])
+        s.release_stage(fetch, a3, "the daemon is stopping", at[32])
+        a4 = s.start_stage(fetch, "w1", at[59], at[40])
+        s.complete_stage(fetch, a4, at[42], {"rate_limit_wait_s": 1.5, "model_requested": "m"})
+        metrics.stored(rt.app.save_batch([s]).recordings)
+
+    def get(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {**labels, "worker": "w1"})
+
+    stage = {"stage": fetch.value}
+    assert get("livedash_stage_started_total", **stage) == 4
+    assert get("livedash_stage_lease_expired_total", **stage) == 1
+    assert get("livedash_stage_failed_total", **stage, error_type="http_500") == 1
+    assert get("livedash_stage_failed_total", **stage, error_type="lease_expired") is None
+    assert get("livedash_stage_released_total", **stage) == 1
+    assert get("livedash_stage_completed_total", **stage) == 1
+    assert get("livedash_stage_duration_seconds_sum", **stage, outcome="failed") == 5.0
+    assert get("livedash_stage_duration_seconds_sum", **stage, outcome="completed") == 2.0
+    assert get("livedash_stage_duration_seconds_count", **stage, outcome="completed") == 1
+    assert get("livedash_llm_rate_limit_wait_seconds_total", model="m") == 1.5
+    assert metrics._claimed == {}  # every claim came to an end: nothing is kept
 
 
 # ----------------------------------------------------------------------- the documents

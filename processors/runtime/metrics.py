@@ -105,7 +105,7 @@ class DaemonMetrics(LoopObserver):
         )
         self.rate_limit_wait = counter(
             "livedash_llm_rate_limit_wait_seconds",
-            "Seconds completed analyses waited for a client-side rate-limit slot",
+            "Seconds completed attempts waited for a client-side rate-limit slot",
             "model",
         )
         self.turns = Histogram(
@@ -146,8 +146,7 @@ class DaemonMetrics(LoopObserver):
         elif isinstance(event, Session.StageCompleted):
             self._finished(event, "completed")
             self.completed.labels(event.stage.value).inc()
-            if event.stage is Stage.AI_ANALYSIS:
-                self._waited(event.metadata)
+            self._waited(event.metadata)
         elif isinstance(event, Session.StageFailed):
             if event.error_type == LEASE_EXPIRED:
                 self.lease_expired.labels(event.stage.value).inc()
