@@ -6,10 +6,11 @@ They describe the whole installation, not one process: `livedash serve` exports 
 each daemon started with `run --metrics-port` exports them too (labelled with its worker id),
 so a dashboard takes ``max without (worker)`` of them, never a sum.
 
-Reading them costs a few indexed queries, so a reading is kept for ``max_age`` seconds: any
-number of scrapers (or a page that refreshes) cost the database at most one reading per
-``max_age``. When the database is away the scrape still answers: ``livedash_store_up`` is 0
-and the other gauges of this collector are left out (no stale numbers posing as fresh ones).
+Reading them costs a few indexed queries, so a reading is kept for ``max_age`` seconds (longer
+when a reading is slow, see ``SHARE``): any number of scrapers (or a page that refreshes) cost
+the database at most one reading per ``max_age``. When the database is away the scrape still
+answers: ``livedash_store_up`` is 0 and the other gauges of this collector are left out (no
+stale numbers posing as fresh ones).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from projections.runner import Lag, ProjectionRunner
 from projections.schema import companies, stage_ready
 from projections.schema import session_stage_status as sss
 from projections.workers import fleet_info
+
+SHARE = 10.0
+"""A reading is kept at least this many times as long as it took: however often the pages are
+scraped, reading the store takes at most a tenth of one database connection's time."""
 
 
 @dataclass(frozen=True)
@@ -122,16 +127,20 @@ class StoreGauges(Collector):
         self._lock = threading.Lock()
         self._reading: StoreReading | None = None
         self._read_at = float("-inf")
+        self._fresh_for = max_age
 
     def reading(self) -> StoreReading | None:
-        """The latest reading, fresh within ``max_age``; None while the store is unreachable."""
+        """The latest reading, fresh within ``max_age`` (or within ``SHARE`` times what the
+        last reading took, if longer); None while the store is unreachable."""
         with self._lock:
-            if time.monotonic() - self._read_at >= self.max_age:
+            if time.monotonic() - self._read_at >= self._fresh_for:
+                began = time.monotonic()
                 try:
                     self._reading = read_store(self.runner, self.clock())
                 except Exception:  # either driver's error, the event store's own types
                     self._reading = None
                 self._read_at = time.monotonic()
+                self._fresh_for = max(self.max_age, SHARE * (self._read_at - began))
             return self._reading
 
     def collect(self) -> Iterator[Metric]:
