@@ -119,9 +119,11 @@ class StoreGauges(Collector):
         max_age: float = 1.0,
         labels: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        share: float = SHARE,
     ) -> None:
         self.runner = runner
         self.max_age = max_age
+        self.share = share
         self.labels = dict(labels or {})
         self.clock = clock
         self._lock = threading.Lock()
@@ -140,7 +142,7 @@ class StoreGauges(Collector):
                 except Exception:  # either driver's error, the event store's own types
                     self._reading = None
                 self._read_at = time.monotonic()
-                self._fresh_for = max(self.max_age, SHARE * (self._read_at - began))
+                self._fresh_for = max(self.max_age, self.share * (self._read_at - began))
             return self._reading
 
     def collect(self) -> Iterator[Metric]:

@@ -8,7 +8,7 @@ a mix of finished, waiting, failed and running ones, one ACTIVE company), then s
 endpoints exactly as `livedash run --metrics-port` does (same server, same registry, in this
 process) and times ``--requests`` GETs of each over one keep-alive connection: the median
 and 95th percentile in milliseconds. `/metrics` is timed twice: as served (the store's gauges
-read at most once a second, so most scrapes reuse the reading) and with the reading taken
+read at most once a second, or ten times as long as a reading took, so most scrapes reuse it) and with the reading taken
 anew on every scrape (``max_age`` 0, what a scrape costs at worst). ``read_store_ms`` is one
 reading of the store on its own.
 """
@@ -30,8 +30,10 @@ from cli.runtime import Runtime
 from processors.runtime.metrics import DaemonMetrics
 from processors.runtime.metrics_server import MetricsServer
 from projections.health import HealthEndpoints
-from projections.metrics_collector import StoreGauges, read_store
+from projections.metrics_collector import StoreGauges, due_backlog, read_store
+from projections.queries import overview
 from projections.ready import backfill_ready
+from projections.workers import fleet_info
 
 
 def activate_companies(rt: Runtime) -> None:
@@ -70,7 +72,10 @@ def timed_gets(port: int, path: str, n: int) -> dict[str, float]:
 
 def serve(rt: Runtime, max_age: float) -> MetricsServer:
     metrics = DaemonMetrics("bench")
-    metrics.include(StoreGauges(rt.runner, max_age))
+    # max_age 0: a reading on every scrape (share 0: not even a slow one is kept)
+    metrics.include(
+        StoreGauges(rt.runner, max_age) if max_age else StoreGauges(rt.runner, 0, share=0)
+    )
     return MetricsServer(HealthEndpoints(metrics.registry, rt.runner)).start()
 
 
@@ -89,6 +94,13 @@ def measure(kind: str, sessions: int, requests: int, folder: str) -> dict[str, A
         fill_status_tables(rt.engine, sessions)
         activate_companies(rt)
         out["read_store_ms"] = median_ms(lambda: read_store(rt.runner, datetime.now(UTC)), 20)
+        with rt.engine.connect() as conn:  # its parts, to see which one grows
+            out["parts_ms"] = {
+                "overview": median_ms(lambda: overview(conn), 10),
+                "due_backlog": median_ms(lambda: due_backlog(conn, datetime.now(UTC)), 10),
+                "fleet": median_ms(lambda: fleet_info(conn, datetime.now(UTC)), 10),
+                "lag": median_ms(rt.runner.lag, 10),
+            }
         for label, max_age in (("served", 1.0), ("uncached", 0.0)):
             server = serve(rt, max_age)
             try:
@@ -122,6 +134,8 @@ def main() -> None:
             if isinstance(figures, dict):
                 print(f"{kind:10} {name:20} {figures['median_ms']:>10} {figures['p95_ms']:>8}")
         print(f"{kind:10} {'read_store (direct)':20} {found['read_store_ms']:>10}")
+        for part, ms in found["parts_ms"].items():
+            print(f"{kind:10} {'  ' + part:20} {ms:>10}")
 
 
 if __name__ == "__main__":
