@@ -34,6 +34,7 @@ from domain.session import Session
 from domain.stages import WORKER_STAGES, Stage
 from processors.clock import utc_now
 from processors.runtime.metrics import DaemonMetrics
+from projections.health import HealthEndpoints, installation_registry
 from projections.metrics_collector import StoreGauges
 from tests.conftest import LIVEDASH, REPO, fresh_pg_database
 from tests.factories import row
@@ -311,6 +312,38 @@ def test_the_observer_counts_what_the_log_stored(tmp_path: Path) -> None:
     assert get("livedash_stage_duration_seconds_count", **stage, outcome="completed") == 1
     assert get("livedash_llm_rate_limit_wait_seconds_total", model="m") == 1.5
     assert metrics._claimed == {}  # every claim came to an end: nothing is kept
+
+
+# ------------------------------------------------------------------------- readiness
+def test_readiness_names_a_lagging_projection_and_a_missing_table(tmp_path: Path) -> None:
+    with runtime(f"sqlite:///{tmp_path / 'ready.db'}") as rt:
+        endpoints = HealthEndpoints(installation_registry(rt.runner), rt.runner, max_lag_events=2)
+        assert endpoints.respond("/readyz")[0] == 200
+        company = rt.app.register_company(Company.register("Acme", "x.csv", utc_now()))
+        sessions = [
+            Session.import_row(company.id, row(external_id=f"r{i}"), "x.csv", utc_now())
+            for i in range(3)
+        ]
+        rt.app.save_batch(sessions)  # stored, not yet projected
+        code, body, content_type = endpoints.respond("/readyz")
+        answer = json.loads(body)
+        assert (code, content_type, answer["ready"]) == (503, "application/json", False)
+        assert answer["lag_events"] >= 3 and answer["max_lag_events"] == 2
+        assert any("session_status lags the log by" in r for r in answer["reasons"]), answer
+        rt.runner.catch_up()
+        assert endpoints.respond("/readyz")[0] == 200
+        code, body, _ = endpoints.respond("/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        imported = families["livedash_sessions"].samples
+        assert value(imported, "livedash_sessions", stage="CSV_IMPORT", status="COMPLETED") == 3
+        assert all("worker" not in s.labels for s in imported)  # serve's have no worker label
+        with rt.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE stage_ready")
+        code, body, _ = endpoints.respond("/readyz")
+        assert code == 503
+        assert json.loads(body)["reasons"] == [
+            "schema not current: projection tables missing: stage_ready (run `livedash init`)"
+        ]
 
 
 # ----------------------------------------------------------------------- the documents
