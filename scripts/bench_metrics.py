@@ -131,7 +131,7 @@ def main() -> None:
     print(f"{'':10} {'endpoint':20} {'median ms':>10} {'p95 ms':>8}")
     for kind, found in results.items():
         for name, figures in found.items():
-            if isinstance(figures, dict):
+            if name.startswith("/"):
                 print(f"{kind:10} {name:20} {figures['median_ms']:>10} {figures['p95_ms']:>8}")
         print(f"{kind:10} {'read_store (direct)':20} {found['read_store_ms']:>10}")
         for part, ms in found["parts_ms"].items():
