@@ -55,23 +55,27 @@ def due_backlog(conn: Connection, now: datetime) -> dict[str, int]:
     with the indexes the daemon's own due-work queries use (`projections/work.py`)."""
     active = select(companies.c.company_id).where(companies.c.status == "ACTIVE")
     counts = {stage.value: 0 for stage in WORKER_STAGES}
+    # Grouped by an expression, not the column: SQLite would otherwise walk the whole
+    # (stage, status, ...) index for the grouping's order instead of the range on (status,
+    # retry_at) (measured 87-126 ms instead of 0.1 ms at 100,000 sessions).
+    stage = sss.c.stage + ""
     expired = (
-        select(sss.c.stage, func.count())
+        select(stage, func.count())
         .where(
             sss.c.status == Status.IN_PROGRESS.value,
             sss.c.lease_expires_at <= now,
             sss.c.company_id.in_(active),
         )
-        .group_by(sss.c.stage)
+        .group_by(stage)
     )
     retry = (
-        select(sss.c.stage, func.count())
+        select(stage, func.count())
         .where(
             sss.c.status == Status.FAILED.value,
             sss.c.retry_at <= now,
             sss.c.company_id.in_(active),
         )
-        .group_by(sss.c.stage)
+        .group_by(stage)
     )
     ready = (
         select(stage_ready.c.stage, func.count())
