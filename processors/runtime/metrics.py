@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.registry import Collector
 
 from domain.session import LEASE_EXPIRED, Session
-from domain.stages import Stage
+from domain.stages import WORKER_STAGES, Stage
 from projections.metrics_collector import Labelled
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -114,10 +114,9 @@ class DaemonMetrics(LoopObserver):
             registry=own,
             buckets=TURN_BUCKETS,
         )
-        for stage in Stage:
-            if stage is not Stage.CSV_IMPORT:  # every stage's series exists from the start
-                for metric in (self.started, self.completed, self.released, self.lease_expired):
-                    metric.labels(stage.value)
+        for stage in WORKER_STAGES:  # each stage's series exists from the start, at 0
+            for metric in (self.started, self.completed, self.released, self.lease_expired):
+                metric.labels(stage.value)
         self._claimed: dict[Key, datetime] = {}
 
     def include(self, collector: Collector) -> None:
