@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.errors import CliError, ExitCode
+from cli.metrics import MetricsOptions, serve_metrics
 from cli.output import err_console
 from cli.runtime import Runtime, events_table, log_reader
 from cli.settings import AISettings, Settings
@@ -32,6 +33,7 @@ from processors.net.credentials import SecretResolver
 from processors.net.netguard import AllowList
 from processors.runtime.config import DaemonConfig, StageConfig
 from processors.runtime.daemon import Daemon
+from processors.runtime.metrics import DaemonMetrics
 from processors.runtime.reporting import JsonLogReporter, Reporter, TerminalReporter
 from processors.runtime.summary import DaemonSummary
 from processors.stages.analysis import Analyser, AnalysisProcessor, QuestionExtractionProcessor
@@ -205,9 +207,11 @@ def run_daemon(
     csv_interval: float | None,
     reporter: Reporter,
     claim_timeout: float = 5.0,
+    metrics: MetricsOptions | None = None,
 ) -> DaemonSummary:
     """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
-    fleet's register always, with partitions on PostgreSQL."""
+    fleet's register always, with partitions on PostgreSQL; serving its metrics and health
+    checks when ``metrics`` says where."""
     # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
@@ -223,20 +227,35 @@ def run_daemon(
     keeper = None
     if rt.config.kind == "postgres":
         keeper = PartitionKeeper(rt.engine, config.worker_id, claim_timeout)
+    observer = DaemonMetrics(config.worker_id) if metrics else None
     daemon = Daemon(
-        rt.app, rt.runner, processors, config, utc_now, reporter, scheduled, presence, keeper
+        rt.app,
+        rt.runner,
+        processors,
+        config,
+        utc_now,
+        reporter,
+        scheduled,
+        presence,
+        keeper,
+        observer,
     )
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
+    server = None
     previous = _install_signals(daemon)
     try:
+        if observer and metrics:
+            server = serve_metrics(rt, daemon, observer, metrics, reporter)
         summary = daemon.run()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if listener:
             listener.stop()
+        if server:
+            server.stop()
         source.close()
         for p in processors.values():
             close = getattr(p, "close", None)

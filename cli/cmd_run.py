@@ -12,9 +12,11 @@ import typer
 from cli.bootstrap import make_reporter, one_daemon_on_sqlite, run_daemon, stage_configs
 from cli.context import catch_up, handle_errors, state
 from cli.errors import CliError, ExitCode
+from cli.metrics import MetricsOptions
 from cli.output import console
 from domain.stages import WORKER_STAGES, Stage
 from processors.runtime.config import DaemonConfig
+from projections.health import DEFAULT_MAX_LAG_EVENTS
 
 FAIRNESS = ("company", "fifo")
 
@@ -124,6 +126,28 @@ def run(
             "does not hold up another's fresh sessions; fifo: oldest first whatever the company",
         ),
     ] = "company",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve /metrics (Prometheus), /healthz and /readyz on this port (0: any free "
+            "one; the log line metrics_listening says which)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option("--metrics-host", help="Address the metrics server binds"),
+    ] = "127.0.0.1",
+    ready_max_lag: Annotated[
+        int,
+        typer.Option(
+            "--ready-max-lag",
+            min=0,
+            help="/readyz says not ready while a projection lags the log by more events",
+        ),
+    ] = DEFAULT_MAX_LAG_EVENTS,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
@@ -171,6 +195,9 @@ def run(
             csv_interval if csv_interval > 0 else None,
             make_reporter(chosen, verbose),
             claim_timeout,
+            None
+            if metrics_port is None
+            else MetricsOptions(metrics_port, metrics_host, ready_max_lag),
         )
     if summary.next_retry_at is not None and until_idle:
         console.print(

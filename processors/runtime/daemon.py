@@ -39,13 +39,14 @@ from processors.runtime.budgets import PAID_STAGES, BudgetGate
 from processors.runtime.candidates import Candidates
 from processors.runtime.config import DaemonConfig
 from processors.runtime.fleet import FleetMember
-from processors.runtime.flight import InFlight, Outcome
+from processors.runtime.flight import InFlight, Outcome, per_stage
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
+from processors.runtime.metrics import LoopObserver
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
-from processors.runtime.reporting import Reporter
+from processors.runtime.reporting import Reporter, progress
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
 from processors.runtime.writes import WriteQueue
@@ -73,6 +74,7 @@ class Daemon:
         scheduled: Sequence[Callable[[], None]] = (),
         presence: Presence | None = None,
         keeper: PartitionKeeper | None = None,
+        metrics: LoopObserver | None = None,
     ) -> None:
         self.app = app
         self.fleet = FleetMember(presence, keeper, config.fleet_heartbeat)
@@ -87,7 +89,9 @@ class Daemon:
         self.feed = LocalFeed(runner, config.projection_defer, on_news=self.wake.set)
         """The daemon's one window on the read side, with `work` (its queries)."""
         self.work = WorkQueries(runner.engine)
-        self.writes = WriteQueue(app, self.feed.stored)
+        self.metrics = metrics or LoopObserver()
+        """Told what each commit stored and how each turn went (runtime/metrics.py)."""
+        self.writes = WriteQueue(app, self.feed.stored, self.metrics.stored)
         self.paid = PaidCalls(self.wake, self._why_not_start, config.intent_wait, config.usage_wait)
         self.outage = Outage(config.reconnect_max, config.outage_log_interval)
         self.candidates = Candidates(self.processors, config.company_fairness)
@@ -142,6 +146,7 @@ class Daemon:
                 self.wake.clear()
                 began = time.monotonic()
                 self._guarded(self._tick if not self.offline else self._reconnect)
+                self.metrics.turn(time.monotonic() - began)
                 if self._stopping:
                     self._drain()
                     self.summary.stopped_by = "signal"
@@ -189,7 +194,7 @@ class Daemon:
     def _fleet_beat(self) -> None:
         change = self.fleet.beat(
             (sid for sid, _ in self.in_flight),
-            self._in_flight_per_stage(),
+            per_stage(self.in_flight, self.processors),
             sum(self.summary.completed.values()),
         )
         if change is None:
@@ -208,9 +213,6 @@ class Daemon:
                 live_daemons=change.live,
                 share=change.share,
             )
-
-    def _in_flight_per_stage(self) -> dict[str, int]:
-        return {s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors}
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
         """Runs one step of the loop; a database outage is waited out, not obeyed."""
@@ -290,7 +292,10 @@ class Daemon:
                 self._level_trigger()
             self._claim()
         self._fleet_beat()
-        self.reporter.tick(self._snapshot())
+        in_flight = per_stage(self.in_flight, self.processors)
+        snapshot = progress(in_flight, self.candidates.sizes(), self.summary)
+        self.metrics.tick(snapshot)
+        self.reporter.tick(snapshot)
 
     def follow_log(self) -> None:
         """Edge trigger: the events the status projection applied since the last turn (ours
@@ -299,15 +304,6 @@ class Daemon:
         if news:
             mine = self.fleet.mine if self.fleet.partitioned else None
             self.candidates.follow(news, self.clock(), mine)
-
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "in_flight": self._in_flight_per_stage(),
-            "queued": {s.value: n for s, n in self.candidates.sizes().items()},
-            "completed": dict(self.summary.completed),
-            "failed": dict(self.summary.failed),
-            "skipped": dict(self.summary.skipped),
-        }
 
     def _active_companies(self) -> list[UUID]:
         return [cid for cid, c in self.companies.items() if c.is_active]
