@@ -253,6 +253,49 @@ reads it, then decodes only the events it returns). Status before and after are 
 session's stage status around the event, kept from the session's earlier rows."""
 
 
+overview_deltas = Table(
+    "overview_deltas",
+    metadata,
+    Column("width", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("company_id", Uuid, primary_key=True),
+    Column("stage", String(32), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("delta", BigInteger, nullable=False),
+)
+"""The overview's net change per time bucket (projections/overview_history.py): for each
+bucket width (a day, an hour, a minute, a second) and bucket start (epoch seconds), how the
+events taking effect in it moved each (company, stage, status) count. The overview at T is a
+sum over at most ~24 + 60 + 60 buckets of the finer widths and the days before T's day, plus
+a replay of T's own second."""
+
+overview_activity = Table(
+    "overview_activity",
+    metadata,
+    Column("width", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("company_id", Uuid, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("stage", String(32), primary_key=True),
+    Column("detail", String(128), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("cost_eur", ExactDecimal),
+)
+"""What happened per time bucket, by the same widths: status moves (``moved``, detail
+``FROM>TO``), imports, resets (by actor), failures (by error type), paid AI calls (by model,
+with their cost). `status --between` subtracts two prefix sums of it."""
+
+overview_sessions = Table(
+    "overview_sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("company_id", Uuid),
+    Column("eff", UtcDateTime),
+    Column("codes", String(8), nullable=False),
+)
+"""Each session's effective time and five overview codes after its last event: what the
+overview projection needs to know what the session's next event changes."""
+
 # ---------------------------------------------------------------- analytics
 analytics_sessions = Table(
     "analytics_sessions",
