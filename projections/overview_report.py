@@ -131,7 +131,7 @@ def status_between(
         if n - n0:
             window[key] = (n - n0, cost - (cost0 or Decimal(0)) if cost is not None else None)
     transitions, failures, resets, calls, imported = [], [], [], [], 0
-    for (kind, stage, detail), (n, cost) in sorted(window.items()):
+    for (kind, stage, detail), (n, cost) in sorted(window.items(), key=_pipeline_order):
         if kind == "moved":
             old, new = detail.split(">", 1)
             transitions.append(
@@ -163,3 +163,14 @@ def status_between(
         ai_calls=calls,
         cost_eur=sum(costs, Decimal(0)) if costs else None,
     )
+
+
+_STAGE_INDEX = {s.value: i for i, s in enumerate(STAGE_ORDER)}
+_STATUS_INDEX = {s.value: i for i, s in enumerate(STATUSES)} | {"-": -1}
+
+
+def _pipeline_order(item: tuple[tuple[str, str, str], object]) -> tuple[object, ...]:
+    """Stages in pipeline order; a move's statuses in their order (new first)."""
+    kind, stage, detail = item[0]
+    statuses = tuple(_STATUS_INDEX.get(part, 99) for part in detail.split(">"))
+    return (kind, _STAGE_INDEX.get(stage, -1), statuses, detail)
