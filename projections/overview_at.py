@@ -22,19 +22,21 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, text
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, text
 
 from domain.stages import STAGE_ORDER
 from projections.event_index import EVENT_INDEX
 from projections.overview_fold import NONE, OVERVIEW_EVENTS, Change, Track, code_buckets, step
-from projections.overview_history import OVERVIEW_HISTORY, WIDTHS, at_second, second_of
-from projections.schema import (
-    event_index,
-    overview_activity,
-    overview_deltas,
-    projection_tracking,
+from projections.overview_history import (
+    COST,
+    DELTA,
+    OVERVIEW_HISTORY,
+    WIDTHS,
+    at_second,
+    decode,
+    second_of,
 )
-from projections.store import money_sum
+from projections.schema import event_index, overview_buckets, projection_tracking
 
 ActivityKey = tuple[str, str, str]
 """(kind, stage, detail)"""
@@ -104,8 +106,7 @@ def prefix(
     result = Prefix(at, stood.get(OVERVIEW_HISTORY, 0))
     second = second_of(at)
     ranges = _ranges(second)
-    _sum_deltas(conn, ranges, company_id, result)
-    _sum_activity(conn, ranges, company_id, result)
+    _sum_buckets(conn, ranges, company_id, result)
     _replay_second(conn, log, at_second(second), at, company_id, stood, result)
     return result
 
@@ -122,51 +123,38 @@ def _ranges(second: int) -> list[tuple[int, int | None, int]]:
     return ranges
 
 
-def _in_ranges(table: Any, ranges: list[tuple[int, int | None, int]]) -> Any:
-    c = table.c
+def _sum_buckets(
+    conn: Connection,
+    ranges: list[tuple[int, int | None, int]],
+    company_id: UUID | None,
+    result: Prefix,
+) -> None:
+    c = overview_buckets.c
     parts = []
     for width, start, end in ranges:
         cond = and_(c.width == width, c.bucket < end)
         if start is not None:
             cond = and_(cond, c.bucket >= start)
         parts.append(cond)
-    return or_(*parts)
-
-
-def _sum_deltas(
-    conn: Connection,
-    ranges: list[tuple[int, int | None, int]],
-    company_id: UUID | None,
-    result: Prefix,
-) -> None:
-    c = overview_deltas.c
-    query = (
-        select(c.stage, c.status, func.sum(c.delta))
-        .where(_in_ranges(overview_deltas, ranges))
-        .group_by(c.stage, c.status)
-    )
-    if company_id is not None:
-        query = query.where(c.company_id == company_id)
-    for stage, status, n in conn.execute(query).all():
-        result.counts[(stage, status)] += int(n or 0)
-
-
-def _sum_activity(
-    conn: Connection,
-    ranges: list[tuple[int, int | None, int]],
-    company_id: UUID | None,
-    result: Prefix,
-) -> None:
-    c = overview_activity.c
-    query = (
-        select(c.kind, c.stage, c.detail, func.sum(c.count), money_sum(conn, c.cost_eur))
-        .where(_in_ranges(overview_activity, ranges))
-        .group_by(c.kind, c.stage, c.detail)
-    )
-    if company_id is not None:
-        query = query.where(c.company_id == company_id)
-    for kind, stage, detail, n, cost in conn.execute(query).all():
-        result.add((kind, stage, detail), int(n or 0), cost)
+    wanted = company_id.hex if company_id is not None else None
+    counts: Counter[str] = Counter()
+    costs: dict[str, Decimal] = {}
+    for (stored,) in conn.execute(select(c.counts).where(or_(*parts))).all():
+        for company, values in decode(stored).items():
+            if wanted is not None and company != wanted:
+                continue
+            for key, value in values.items():
+                if key.startswith(COST):
+                    costs[key] = costs.get(key, Decimal(0)) + Decimal(value)
+                else:
+                    counts[key] += value
+    for key, n in counts.items():
+        kind, stage, detail = key.split("|", 2)
+        if kind == DELTA:
+            result.counts[(stage, detail)] += n
+        else:
+            cost = costs.get(f"{COST}|{stage}|{detail}") if kind == "ai_call" else None
+            result.add((kind, stage, detail), n, cost)
 
 
 # ---------------------------------------------------------------- T's own second

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from domain.session import Session
 from domain.stage_state import StageState, StageStates, new_states, on_imported
-from domain.stages import STAGE_ORDER, Status
+from domain.stages import STAGE_ORDER, Stage, Status
 from projections.schema import RETRY_SCHEDULED
 from projections.status import STATUS_EVENTS, buckets
 
@@ -56,16 +56,20 @@ def code(state: StageState) -> str:
     return _CODE[state.status]
 
 
+_BUCKETS: dict[str, tuple[str, ...]] = {"-": ()} | {
+    letter: (status.value,) for letter, status in _STATUS.items() if letter != RETRYING
+}
+_BUCKETS[RETRYING] = (Status.FAILED.value, RETRY_SCHEDULED)
+_STATUS_NAME: dict[str, str] = {"-": ""} | {k: v.value for k, v in _STATUS.items()}
+STAGE_NAMES: tuple[str, ...] = tuple(s.value for s in STAGE_ORDER)
+
+
 def code_buckets(letter: str) -> tuple[str, ...]:
-    if letter == "-":
-        return ()
-    if letter == RETRYING:
-        return (Status.FAILED.value, RETRY_SCHEDULED)
-    return (_STATUS[letter].value,)
+    return _BUCKETS[letter]
 
 
 def status_of(letter: str) -> str:
-    return "" if letter == "-" else _STATUS[letter].value
+    return _STATUS_NAME[letter]
 
 
 class _Stages:
@@ -82,16 +86,27 @@ _SOMETIME = datetime(2000, 1, 1, tzinfo=UTC)
 """A retry time standing for "some": the buckets only ask whether there is one."""
 
 
-def states_of(codes: str) -> StageStates:
-    """Stage states with the statuses (and retry-or-not) the codes say: all the domain's
-    transitions need to give the overview buckets after the next event."""
-    states = new_states()
-    for stage, letter in zip(STAGE_ORDER, codes, strict=True):
-        if letter != "-":
-            states[stage] = StageState(
-                status=_STATUS[letter], retry_at=_SOMETIME if letter == RETRYING else None
-            )
-    return states
+class _CodedStates(dict[Stage, StageState]):
+    """Stage states made from the codes on first use: an event touches one stage or a few,
+    and the buckets after it need no more than the status and whether a retry is due."""
+
+    def __init__(self, codes: str) -> None:
+        super().__init__()
+        self.codes = codes
+
+    def __missing__(self, stage: Stage) -> StageState:
+        letter = self.codes[stage.index]
+        state = StageState(
+            status=_STATUS[letter] if letter != "-" else Status.PENDING,
+            retry_at=_SOMETIME if letter == RETRYING else None,
+        )
+        self[stage] = state
+        return state
+
+    def after(self) -> str:
+        return "".join(
+            code(self[s]) if s in self else self.codes[i] for i, s in enumerate(STAGE_ORDER)
+        )
 
 
 @dataclass
@@ -116,20 +131,30 @@ class Change:
 
     def deltas(self) -> Iterator[tuple[str, str, int]]:
         """(stage, bucket, +-1) for every bucket the event changed."""
-        for stage, old, new in zip(STAGE_ORDER, self.before, self.after, strict=True):
+        if self.before == self.after:
+            return
+        for stage, old, new in zip(STAGE_NAMES, self.before, self.after, strict=True):
             if old != new:
-                for b in code_buckets(old):
-                    yield stage.value, b, -1
-                for b in code_buckets(new):
-                    yield stage.value, b, 1
+                for b in _BUCKETS[old]:
+                    yield stage, b, -1
+                for b in _BUCKETS[new]:
+                    yield stage, b, 1
+
+
+def _imported() -> str:
+    states = new_states()
+    on_imported(states, _SOMETIME)
+    return "".join(code(states[s]) for s in STAGE_ORDER)
+
+
+IMPORTED = _imported()
+"""A session's codes right after its import (the domain's ``on_imported``)."""
 
 
 def step(track: Track | None, event: Any) -> tuple[Track, Change | None]:
     """The session after ``event``, and what the event changed (None for an event of a
     session the fold never saw imported: it has nothing to count)."""
     if isinstance(event, Session.Imported):
-        states = new_states()
-        on_imported(states, event.timestamp)
         company = event.company_id
         before = NONE if track is None else track.codes
         eff = (
@@ -137,7 +162,7 @@ def step(track: Track | None, event: Any) -> tuple[Track, Change | None]:
             if track is None or track.eff is None
             else max(track.eff, event.timestamp)
         )
-        after = "".join(code(states[s]) for s in STAGE_ORDER)
+        after = IMPORTED
         return Track(company, eff, after), Change(
             eff, company, before, after, (*_moves(before, after), ("imported", "", "", None))
         )
@@ -147,9 +172,9 @@ def step(track: Track | None, event: Any) -> tuple[Track, Change | None]:
     before = track.codes
     after = before
     if isinstance(event, STATUS_EVENTS) and not isinstance(event, Session.LeaseExtended):
-        states = states_of(before)
+        states = _CodedStates(before)
         event.apply(_Stages(states))
-        after = "".join(code(states[s]) for s in STAGE_ORDER)
+        after = states.after()
     activity = (*_moves(before, after), *_activity(event))
     return Track(track.company_id, eff, after), Change(
         eff, track.company_id, before, after, activity
@@ -157,9 +182,12 @@ def step(track: Track | None, event: Any) -> tuple[Track, Change | None]:
 
 
 def _moves(before: str, after: str) -> Iterator[tuple[str, str, str, Decimal | None]]:
-    for stage, old, new in zip(STAGE_ORDER, before, after, strict=True):
-        if status_of(old) != status_of(new):
-            yield "moved", stage.value, f"{status_of(old) or '-'}>{status_of(new)}", None
+    if before == after:
+        return
+    for stage, old, new in zip(STAGE_NAMES, before, after, strict=True):
+        was, now = _STATUS_NAME[old], _STATUS_NAME[new]
+        if was != now:
+            yield "moved", stage, f"{was or '-'}>{now}", None
 
 
 def _activity(event: Any) -> tuple[tuple[str, str, str, Decimal | None], ...]:

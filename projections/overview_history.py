@@ -2,27 +2,27 @@
 hundred rows instead of folding the log.
 
 Each event's change (projections/overview_fold.py) is added to one bucket of every width
-(a day, an hour, a minute, a second) at its effective time. Sums of integers do not depend
-on how the log was cut into pages, so a rebuild writes the very same rows (`projections
-verify` compares them). Cost sums are added as exact decimals in Python: SQLite would add
-the stored text as floats.
+(a day, an hour, a minute, a second) at its effective time. A bucket is one row of canonical
+JSON, merged in Python: sums (exact decimals for costs) do not depend on how the log was cut
+into pages, so a rebuild writes the very same rows (`projections verify` compares them).
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, delete, or_, select
+from sqlalchemy import Connection, delete, select
 
+from projections.bulk import BulkTable
 from projections.overview_fold import OVERVIEW_EVENTS, Change, Track, step
 from projections.runner import Event
-from projections.schema import overview_activity, overview_deltas, overview_sessions
-from projections.upsert import upsert
+from projections.schema import overview_buckets, overview_sessions
 
 OVERVIEW_HISTORY = "overview_history"
 """The projection's name in ``projection_tracking``."""
@@ -31,6 +31,14 @@ WIDTHS: tuple[int, ...] = (86_400, 3_600, 60, 1)
 """Bucket widths in seconds, coarsest first; each divides the one before it."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
+
+
+SESSION_ROWS = BulkTable(
+    overview_sessions.name,
+    ("session_id", "company_id", "eff", "codes"),
+    ("uuid", "uuid", "timestamptz", "text"),
+    ("session_id",),
+)
 
 
 def second_of(at: datetime) -> int:
@@ -42,16 +50,11 @@ def at_second(second: int) -> datetime:
     return EPOCH + timedelta(seconds=second)
 
 
-ActivityKey = tuple[int, int, UUID, str, str, str]
-"""(width, bucket, company, kind, stage, detail)"""
-
-
 class OverviewHistoryProjection:
     name = OVERVIEW_HISTORY
     topics = tuple(cls.TOPIC for cls in OVERVIEW_EVENTS)
     tables: tuple[str, ...] = (
-        overview_deltas.name,
-        overview_activity.name,
+        overview_buckets.name,
         overview_sessions.name,
     )
 
@@ -72,14 +75,8 @@ class OverviewHistoryProjection:
             if change is not None:
                 changes.append(change)
         write_changes(conn, changes)
-        upsert(
-            conn,
-            overview_sessions,
-            [
-                {"session_id": sid, "company_id": t.company_id, "eff": t.eff, "codes": t.codes}
-                for sid, t in sorted(touched.items())
-            ],
-            ("session_id",),
+        SESSION_ROWS.upsert(
+            conn, [(sid, t.company_id, t.eff, t.codes) for sid, t in sorted(touched.items())]
         )
         while len(cache) > self.cache_sessions:
             cache.popitem(last=False)
@@ -101,72 +98,113 @@ class OverviewHistoryProjection:
 
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(overview_sessions))
-        conn.execute(delete(overview_activity))
-        conn.execute(delete(overview_deltas))
+        conn.execute(delete(overview_buckets))
+
+
+Tally = dict[str, dict[str, Any]]
+"""A bucket's counts: company (hex) -> key -> value. Keys are ``kind|stage|detail``: kind
+``=`` the net change of the (stage, status=detail) count, ``$`` a cost (a decimal string),
+anything else a number of events (``moved``, ``imported``, ``failed``, ``reset``, ``ai_call``)."""
+DELTA = "="
+COST = "$"
 
 
 def write_changes(conn: Connection, changes: Sequence[Change]) -> None:
-    """Adds the changes to their buckets of every width: a few rows per page."""
-    deltas: Counter[tuple[int, int, UUID, str, str]] = Counter()
-    counts: Counter[ActivityKey] = Counter()
-    costs: dict[ActivityKey, Decimal] = {}
+    """Adds the changes to their bucket of every width: one row per bucket touched."""
+    tallies: dict[tuple[int, int], Tally] = {}
     for change in changes:
         second = second_of(change.eff)
+        company = change.company_id.hex
+        counted = counted_keys(change)
         for width in WIDTHS:
-            bucket = second - second % width
-            for stage, status, n in change.deltas():
-                deltas[(width, bucket, change.company_id, stage, status)] += n
-            for kind, stage, detail, cost in change.activity:
-                key = (width, bucket, change.company_id, kind, stage, detail)
-                counts[key] += 1
-                if cost is not None:
-                    costs[key] = costs.get(key, Decimal(0)) + cost
-    _write_deltas(conn, deltas)
-    _write_activity(conn, counts, costs)
-
-
-def _write_deltas(conn: Connection, deltas: Counter[tuple[int, int, UUID, str, str]]) -> None:
-    rows = [
-        {"width": w, "bucket": b, "company_id": c, "stage": s, "status": st, "delta": n}
-        for (w, b, c, s, st), n in sorted(deltas.items(), key=lambda kv: str(kv[0]))
-        if n
-    ]
-    upsert(
-        conn,
-        overview_deltas,
-        rows,
-        ("width", "bucket", "company_id", "stage", "status"),
-        add=("delta",),
-    )
-    if rows:  # a count that went up and down again in another page: no row, as a rebuild
-        conn.execute(delete(overview_deltas).where(overview_deltas.c.delta == 0))
-
-
-def _write_activity(
-    conn: Connection, counts: Counter[ActivityKey], costs: dict[ActivityKey, Decimal]
-) -> None:
-    if not counts:
+            tally = tallies.setdefault((width, second - second % width), {})
+            into = tally.setdefault(company, {})
+            for key, value in counted:
+                if key[0] == COST:
+                    into[key] = str(Decimal(into.get(key, "0")) + value)
+                else:
+                    into[key] = into.get(key, 0) + value
+    if not tallies:
         return
-    t = overview_activity.c
-    key_columns = (t.width, t.bucket, t.company_id, t.kind, t.stage, t.detail)
-    buckets = sorted({(k[0], k[1]) for k in counts})
-    stored: dict[ActivityKey, tuple[int, Decimal | None]] = {}
-    for i in range(0, len(buckets), 200):
-        chunk = buckets[i : i + 200]
-        where = or_(*(and_(t.width == w, t.bucket == b) for w, b in chunk))
-        for row in conn.execute(select(*key_columns, t.count, t.cost_eur).where(where)).all():
-            stored[tuple(row[:6])] = (int(row[6]), row[7])
-    rows: list[dict[str, Any]] = []
-    for key, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
-        old_count, old_cost = stored.get(key, (0, None))
-        cost = costs.get(key)
-        if old_cost is not None:
-            cost = old_cost + (cost or Decimal(0))
-        w, b, c, kind, stage, detail = key
-        rows.append(
-            {"width": w, "bucket": b, "company_id": c, "kind": kind, "stage": stage,
-             "detail": detail, "count": old_count + n, "cost_eur": cost}
-        )  # fmt: skip
-    upsert(
-        conn, overview_activity, rows, ("width", "bucket", "company_id", "kind", "stage", "detail")
+    stored = _stored(conn, list(tallies))
+    rows: list[tuple[int, int, str]] = []
+    gone: list[tuple[int, int]] = []
+    for place in sorted(tallies):
+        merged = stored.get(place, {})
+        merge(merged, tallies[place])
+        if merged:
+            rows.append((*place, encode(merged)))
+        elif place in stored:
+            gone.append(place)
+    _upsert(conn, rows)
+    t = overview_buckets.c
+    for width, bucket in gone:
+        conn.execute(delete(overview_buckets).where(t.width == width, t.bucket == bucket))
+
+
+def counted_keys(change: Change) -> list[tuple[str, Any]]:
+    """The change as (key, amount) pairs of a tally."""
+    found: list[tuple[str, Any]] = [
+        (f"{DELTA}|{stage}|{status}", n) for stage, status, n in change.deltas()
+    ]
+    for kind, stage, detail, cost in change.activity:
+        found.append((f"{kind}|{stage}|{detail}", 1))
+        if cost is not None:
+            found.append((f"{COST}|{stage}|{detail}", cost))
+    return found
+
+
+def merge(into: Tally, more: Tally) -> None:
+    """Adds ``more`` to ``into``; keys and companies that come to nothing disappear, so the
+    result does not depend on how the log was cut into pages."""
+    for company, values in more.items():
+        target = into.setdefault(company, {})
+        for key, value in values.items():
+            if key.startswith(COST):
+                target[key] = str(Decimal(target.get(key, "0")) + Decimal(value))
+            else:
+                total = target.get(key, 0) + value
+                if total:
+                    target[key] = total
+                else:
+                    target.pop(key, None)
+        if not target:
+            del into[company]
+
+
+def encode(tally: Tally) -> str:
+    return json.dumps(tally, sort_keys=True, separators=(",", ":"))
+
+
+def decode(text: str) -> Tally:
+    found: Tally = json.loads(text)
+    return found
+
+
+def _stored(conn: Connection, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Tally]:
+    t = overview_buckets.c
+    by_width: dict[int, list[int]] = {}
+    for width, bucket in keys:
+        by_width.setdefault(width, []).append(bucket)
+    found: dict[tuple[int, int], Tally] = {}
+    for width, buckets in by_width.items():
+        for i in range(0, len(buckets), 900):
+            query = select(t.bucket, t.counts).where(
+                t.width == width, t.bucket.in_(buckets[i : i + 900])
+            )
+            for bucket, text in conn.execute(query).all():
+                found[(width, int(bucket))] = decode(text)
+    return found
+
+
+def _upsert(conn: Connection, rows: list[tuple[int, int, str]]) -> None:
+    """One prepared statement for the page (Core's per-row processing costs more)."""
+    if not rows:
+        return
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    conn.exec_driver_sql(
+        f"INSERT INTO {overview_buckets.name} (width, bucket, counts) "
+        f"VALUES ({mark}, {mark}, {mark}) "
+        "ON CONFLICT (width, bucket) DO UPDATE SET counts = excluded.counts",
+        rows,
     )

@@ -253,37 +253,20 @@ reads it, then decodes only the events it returns). Status before and after are 
 session's stage status around the event, kept from the session's earlier rows."""
 
 
-overview_deltas = Table(
-    "overview_deltas",
+overview_buckets = Table(
+    "overview_buckets",
     metadata,
     Column("width", Integer, primary_key=True, autoincrement=False),
     Column("bucket", BigInteger, primary_key=True, autoincrement=False),
-    Column("company_id", Uuid, primary_key=True),
-    Column("stage", String(32), primary_key=True),
-    Column("status", String(16), primary_key=True),
-    Column("delta", BigInteger, nullable=False),
+    Column("counts", Text, nullable=False),
 )
-"""The overview's net change per time bucket (projections/overview_history.py): for each
-bucket width (a day, an hour, a minute, a second) and bucket start (epoch seconds), how the
-events taking effect in it moved each (company, stage, status) count. The overview at T is a
-sum over at most ~24 + 60 + 60 buckets of the finer widths and the days before T's day, plus
-a replay of T's own second."""
-
-overview_activity = Table(
-    "overview_activity",
-    metadata,
-    Column("width", Integer, primary_key=True, autoincrement=False),
-    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
-    Column("company_id", Uuid, primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("stage", String(32), primary_key=True),
-    Column("detail", String(128), primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Column("cost_eur", ExactDecimal),
-)
-"""What happened per time bucket, by the same widths: status moves (``moved``, detail
-``FROM>TO``), imports, resets (by actor), failures (by error type), paid AI calls (by model,
-with their cost). `status --between` subtracts two prefix sums of it."""
+"""The overview's history (projections/overview_history.py): for each bucket width (a day,
+an hour, a minute, a second) and bucket start (epoch seconds), what the events taking effect
+in it did, per company, as canonical JSON: the net change of each (stage, status) count,
+status moves (``FROM>TO``), imports, resets, failures, paid AI calls and their cost. The
+overview at T adds up the days before T's day, then at most 24 hours, 60 minutes and 60
+seconds, plus a replay of T's own second; `status --between` subtracts two such sums. One
+row per bucket, not per company and count: a second of a quiet pipeline holds one event."""
 
 overview_sessions = Table(
     "overview_sessions",
