@@ -35,8 +35,29 @@ CompanyOpt = Annotated[str | None, typer.Option("--company", help="Only this com
 
 
 @handle_errors
-def status(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = False) -> None:
+def status(
+    ctx: typer.Context,
+    company: CompanyOpt = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="The counts as they were at this ISO time (UTC if no zone)"),
+    ] = None,
+    between: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--between",
+            help="What changed after the first ISO time and up to the second",
+            metavar="T1 T2",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Where every session is: counts per stage and status, what needs work, what failed."""
+    if at is not None or between is not None:
+        from cli.cmd_status_at import status_then  # it reuses parse_time from here
+
+        status_then(ctx, company, at, between, json_out)
+        return
     with state(ctx).runtime() as rt:
         catch_up(rt)
         info = optional_company(rt, company)

@@ -269,6 +269,32 @@ reads it, then decodes only the events it returns). Status before and after are 
 session's stage status around the event, kept from the session's earlier rows."""
 
 
+overview_buckets = Table(
+    "overview_buckets",
+    metadata,
+    Column("width", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("counts", Text, nullable=False),
+)
+"""The overview's history (projections/overview_history.py): for each bucket width (a day,
+an hour, a minute, a second) and bucket start (epoch seconds), what the events taking effect
+in it did, per company, as canonical JSON: the net change of each (stage, status) count,
+status moves (``FROM>TO``), imports, resets, failures, paid AI calls and their cost. The
+overview at T adds up the days before T's day, then at most 24 hours, 60 minutes and 60
+seconds, plus a replay of T's own second; `status --between` subtracts two such sums. One
+row per bucket, not per company and count: a second of a quiet pipeline holds one event."""
+
+overview_sessions = Table(
+    "overview_sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("company_id", Uuid),
+    Column("eff", UtcDateTime),
+    Column("codes", String(8), nullable=False),
+)
+"""Each session's effective time and five overview codes after its last event: what the
+overview projection needs to know what the session's next event changes."""
+
 # ---------------------------------------------------------------- analytics
 analytics_sessions = Table(
     "analytics_sessions",
