@@ -18,6 +18,7 @@ from cli import (
     cmd_ops,
     cmd_reports,
     cmd_run,
+    cmd_stage,
     cmd_workers,
 )
 from cli.cmd_events import events as events_command
@@ -69,6 +70,7 @@ def init(ctx: typer.Context) -> None:
 app.add_typer(cmd_company.app, name="company")
 app.add_typer(cmd_ops.projections_app, name="projections")
 app.add_typer(cmd_audit.app, name="audit")
+app.add_typer(cmd_stage.app, name="stage")
 cmd_import.register(app)
 cmd_reports.register(app)
 cmd_ops.register(app)

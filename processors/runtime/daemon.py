@@ -44,6 +44,7 @@ from processors.runtime.heartbeat import Heartbeat
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
+from processors.runtime.pauses import StageGate, claim_room, standing_unpaused, unpaused_stages
 from processors.runtime.reporting import Reporter
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
@@ -91,6 +92,10 @@ class Daemon:
         self.outage = Outage(config.reconnect_max, config.outage_log_interval)
         self.candidates = Candidates(self.processors, config.company_fairness)
         self.in_flight: dict[tuple[UUID, Stage], InFlight] = {}
+        self.gate = StageGate(
+            app, config, list(self.processors), clock, reporter.log, self.in_flight
+        )
+        """Operators' pauses and the circuit breakers (runtime/pauses.py)."""
         self.pools = {
             s: WorkPool(config.for_stage(s).concurrency, f"ld-{s.value}") for s in self.processors
         }
@@ -257,7 +262,9 @@ class Daemon:
             return "the database is unavailable: nothing starts that could not be recorded"
         if flight is not None and flight.lease_ends - time.monotonic() < flight.lease_margin:
             return "its lease was about to lapse before it started"
-        return None
+        if flight is None:
+            return None
+        return self.gate.why_wait(flight.stage, flight.session.company_id, flight.session.id)
 
     # ---------------------------------------------------------------- loop
     def _tick(self) -> None:
@@ -275,6 +282,7 @@ class Daemon:
         self._gather()
         self.heartbeat.beat(self.in_flight)
         self.writes.flush()
+        self.gate.flush()
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
@@ -310,7 +318,7 @@ class Daemon:
 
     def _level_trigger(self) -> None:
         found = self.work.due(
-            list(self.processors),
+            unpaused_stages(self.gate, self.processors),
             self.clock(),
             self._active_companies(),
             self.config.claim_batch,
@@ -323,6 +331,7 @@ class Daemon:
     def _refresh_companies(self) -> None:
         ids = list(self.work.company_statuses())
         self.companies = {cid: self.app.get_company(cid) for cid in ids}
+        self.gate.refresh()  # the pipeline's pauses and breakers, as anyone recorded them
 
     # --------------------------------------------------------------- claim
     def _claim(self) -> None:
@@ -334,6 +343,7 @@ class Daemon:
         for stage in self.candidates.stages():
             cfg = self.config.for_stage(stage)
             free = cfg.max_in_flight - sum(1 for k in self.in_flight if k[1] is stage)
+            free = claim_room(self.gate, self.candidates, stage, free)
             picked = self.candidates.take(
                 stage, min(max(0, free) * 2, self.config.claim_batch), self.in_flight
             )
@@ -347,6 +357,8 @@ class Daemon:
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
+                if self.gate.paused(stage, session.company_id):
+                    continue  # found again by the level trigger once resumed
                 self.candidates.note(session.id, session.company_id)
                 reason = session.skip_reason(stage)
                 if reason or taken < free:
@@ -358,6 +370,7 @@ class Daemon:
                     elif taken < free:
                         attempt = session.start_stage(stage, self.config.worker_id, lease, now)
                         batch.append((session, stage, attempt))
+                        self.gate.claimed(stage, session.id)
                         taken += 1
                     else:
                         # No room: the next round.
@@ -443,6 +456,8 @@ class Daemon:
         if flight is None or future.cancelled():
             return  # abandoned at its timeout and dropped already
         error = future.exception()
+        if not flight.abandoned:  # here, on its thread: a tripped breaker stops its next
+            self.gate.observe(flight.stage, flight.session.id, error)
         self.results.put(Outcome(flight, None if error else future.result(), error))
         self.wake.set()
 
@@ -467,11 +482,9 @@ class Daemon:
                 flight.abandoned = True
                 self.pools[flight.stage].abandon(flight.future)  # its slot is free at once
                 timeout = self.config.for_stage(flight.stage).timeout
-                outcomes.append(
-                    Outcome(
-                        flight, error=StageError("timeout", f"stage took over {timeout:.0f}s", True)
-                    )
-                )
+                late = StageError("timeout", f"stage took over {timeout:.0f}s", True)
+                self.gate.observe(flight.stage, flight.session.id, late)
+                outcomes.append(Outcome(flight, error=late))
         if self._lost:
             self._retry_lost()
         if outcomes:
@@ -543,6 +556,8 @@ class Daemon:
             )
             if busy >= self.config.for_stage(nxt).max_in_flight:
                 break  # the edge trigger brings it back when there is room
+            if not self.gate.open_for(nxt, session.company_id):
+                break  # paused, or its breaker is not closed: claimed by `_claim` if ever
             if self.config.company_fairness and self.candidates.others_waiting(
                 nxt, session.company_id
             ):
@@ -645,7 +660,7 @@ class Daemon:
         if any(getattr(job, "busy", False) for job in self.scheduled):
             return False
         now = self.clock()
-        standing = self.work.standing(list(self.processors), now, self._active_companies())
+        standing = standing_unpaused(self.gate, self.work, now, self._active_companies())
         if standing.due:
             self._last_level = 0.0
             return False
