@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cli import cmd_reports
 from cli.runtime import Runtime
 from domain.company import Company, company_id_for
 from domain.pipeline import PIPELINE_ID, Pipeline
 from processors.clock import utc_now
 from processors.ingest import importer as csv_import
+from projections.models import StatusReport
 from projections.queries import status_report
 from tests.conftest import LIVEDASH, Livedash
 from tests.harness import runtime
@@ -113,6 +115,14 @@ def counts(rt: Runtime, company: str) -> dict[str, dict[str, int]]:
         return status_report(conn, company_id_for(company), company).stages
 
 
+def as_text(report: dict[str, Any]) -> str:
+    """What `livedash status` prints for this `status --json` (rendered here: each run of
+    the command costs seconds on a busy machine)."""
+    with cmd_reports.console.capture() as out:
+        cmd_reports._print_status(StatusReport.model_validate(report))
+    return out.get()
+
+
 def register(rt: Runtime, name: str, csv: Path) -> Company:
     """Registered in-process: the commands under test are `stage`, `status` and `run`."""
     return rt.app.register_company(Company.register(name, str(csv), utc_now()))
@@ -148,15 +158,16 @@ def test_a_pause_holds_in_every_running_daemon(livedash: Livedash, tmp_path: Pat
             assert paused[(AI, "A")]["actor"] == "tester"
             assert paused[(AI, "A")]["reason"] == "ask"
             assert paused[(QE, None)]["reason"] == "all of them"
-            assert "paused: AI_ANALYSIS for A by tester" in livedash("status").stdout
+            assert "paused: AI_ANALYSIS for A by tester" in as_text(report)
             livedash("stage", "resume", AI, "--company", "A", "--reason", "answered")
             livedash("stage", "resume", QE)
             for name in ("A", "B"):
                 until(lambda c=name: counts(rt, c)[QE]["COMPLETED"] == 3, name, logs)  # type: ignore[misc]
             assert logged(logs, "stage_resumed")
-        again = livedash("stage", "resume", QE, "--json", check=False)
-        assert again.code == 1 and "is not paused" in again.stderr
-        assert json.loads(again.stdout)["paused"] == []
+        if fleet == 1:  # the command's answer is the same on both databases
+            again = livedash("stage", "resume", QE, "--json", check=False)
+            assert again.code == 1 and "is not paused" in again.stderr
+            assert json.loads(again.stdout)["paused"] == []
 
 
 def _pipeline(rt: Runtime) -> list[Any]:
@@ -206,7 +217,6 @@ def test_the_breaker_lets_only_probes_through_an_outage(sqlite_url: str, tmp_pat
             outage.clear()
             until(lambda: counts(rt, "C")[AI]["COMPLETED"] == n, "all analysed", logs)
             report = json.loads(livedash("status", "--json").stdout)
-            text_status = livedash("status").stdout
             events = _pipeline(rt)
     kinds = [type(e).__name__ for e in events]
     assert kinds[:5] == [
@@ -229,7 +239,7 @@ def test_the_breaker_lets_only_probes_through_an_outage(sqlite_url: str, tmp_pat
     (breaker,) = report["breakers"]
     assert breaker["stage"] == AI and breaker["state"] == "closed"
     assert breaker["provider"] == llm.base_url.split("/")[2]
-    assert "circuit breaker closed" in text_status
+    assert "circuit breaker closed: AI_ANALYSIS" in as_text(report)
     log = logs[0].read_text()
     for kind in ("breaker_open", "breaker_half_open", "breaker_probe", "breaker_closed"):
         assert f'"{kind}"' in log, kind

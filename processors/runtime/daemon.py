@@ -41,10 +41,11 @@ from processors.runtime.fleet import FleetMember
 from processors.runtime.flight import InFlight, Outcome
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
+from processors.runtime.idle import daemon_idle
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
-from processors.runtime.pauses import StageGate, claim_room, standing_unpaused, unpaused_stages
+from processors.runtime.pauses import StageGate, claim_room, unpaused_stages
 from processors.runtime.reporting import Reporter
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
@@ -642,33 +643,5 @@ class Daemon:
 
     def idle(self) -> bool:
         """Nothing in hand, nothing due, nothing running elsewhere, no retry within the idle
-        horizon: `run --until-idle` may stop. Brings the projection up to date first."""
-        if self.in_flight or self.candidates or self.paid:
-            return False
-        if self._paid_calls_pending():
-            return False  # a given-up model call may still bring a paid answer to store
-        if self.writes or self._lost:
-            return False
-        if self.feed.unprojected:  # the projection has yet to see our last events
-            self.feed.advance(now=True)
-            self.follow_log()
-            if self.candidates:
-                self.wake.set()  # work for the next turn, not a reason to sleep first
-                return False
-        if self.feed.news_waiting:
-            return False
-        if any(getattr(job, "busy", False) for job in self.scheduled):
-            return False
-        now = self.clock()
-        standing = standing_unpaused(self.gate, self.work, now, self._active_companies())
-        if standing.due:
-            self._last_level = 0.0
-            return False
-        if standing.running_elsewhere:
-            return False
-        wake_at = standing.wake_at
-        if wake_at is not None and wake_at <= now + timedelta(seconds=self.config.idle_horizon):
-            return False
-        self.summary.next_retry_at = wake_at
-        self.summary.stopped_by = "idle"
-        return True
+        horizon: `run --until-idle` may stop (runtime/idle.py)."""
+        return daemon_idle(self)
