@@ -266,10 +266,13 @@ def claim_room(gate: StageGate, candidates: Candidates, stage: Stage, free: int)
     """The claims ``stage`` may make now. The candidates of a stage paused for every company
     are let go (the level trigger finds them again once it is resumed): a paused stage does
     not keep `run --until-idle` from stopping."""
+    waiting = candidates.sizes().get(stage, 0)
     if gate.paused_everywhere(stage):
-        candidates.take(stage, candidates.sizes().get(stage, 0), ())
+        candidates.take(stage, waiting, ())
         return 0
-    return gate.room(stage, free)
+    # Without candidates, no probe is asked for: a daemon with nothing to send must not hold
+    # the one probe the fleet may send.
+    return gate.room(stage, free) if waiting else 0
 
 
 def standing_unpaused(
