@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -193,6 +194,17 @@ def openai_config(
     return OpenAIAnalyserConfig(**{**defaults, **values})
 
 
+def breaker_providers(ai: AISettings, processors: dict[Stage, StageProcessor]) -> dict[Stage, str]:
+    """The LLM stages' breakers are keyed by the model server's host (its events name it);
+    the offline analyser calls nothing and has none. QUESTION_EXTRACTION reads the analysis
+    today (no call of its own): its breaker is there for when it calls the model."""
+    analysis = processors.get(Stage.AI_ANALYSIS)
+    if analysis is None or getattr(analysis, "analyser", None) is offline.analyser:
+        return {}
+    host = urlsplit(ai.base_url or "https://api.openai.com/v1").netloc or "openai"
+    return {Stage.AI_ANALYSIS: host, Stage.QUESTION_EXTRACTION: host}
+
+
 def make_reporter(stages: tuple[Stage, ...], verbose: bool) -> Reporter:
     if sys.stderr.isatty() and not verbose:
         return TerminalReporter(stages)
@@ -215,6 +227,8 @@ def run_daemon(
     # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
+    if config.circuit_breaker is not None and not config.providers:
+        config.providers = breaker_providers(settings.ai, processors)
     source = CsvSource(secrets, max_bytes=settings.max_csv_bytes)
     scheduled: list[Callable[[], None]] = []
     if csv_interval and csv_interval > 0:

@@ -17,6 +17,7 @@ from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
 from processors.clock import utc_now
 from processors.service.history import SessionAt, session_at, session_history
 from processors.service.lookup import SessionRef
+from processors.service.pauses import switches
 from projections.budgets import budget_standing
 from projections.models import BudgetInfo, FleetInfo, StatusReport
 from projections.queries import failed as failed_query
@@ -68,6 +69,10 @@ def status(
             report.budgets = budget_standing(
                 conn, utc_now(), state(ctx).settings.ai_budget, info.company_id if info else None
             )
+        paused, breakers = switches(backend(rt))
+    if info is not None:
+        paused = [p for p in paused if p.company in (None, info.name)]
+    report = report.model_copy(update={"paused": paused, "breakers": breakers})
     if json_out:
         print_json(report)
     else:
@@ -108,6 +113,7 @@ def _print_status(r: StatusReport) -> None:
         _print_budget(b)
     for problem in r.import_warnings:
         console.print(f"[yellow]import:[/] {escape(problem.message)}", soft_wrap=True)
+    _print_switches(r)
     if r.fleet is not None:
         _print_fleet(r.fleet)
     if r.recent_failures:
@@ -129,6 +135,39 @@ def _print_budget(b: BudgetInfo) -> None:
         )
     else:
         console.print(f"AI budget {escape(b.scope)}: {spent} this period")
+
+
+def _print_switches(r: StatusReport) -> None:
+    """The operators' pauses and the breakers that are not closed (a closed one: its last
+    change, dimmed, so an outage that passed is still seen)."""
+    for p in r.paused:
+        who = p.company or "every company"
+        console.print(
+            f"[yellow]paused:[/] {p.stage} for {escape(who)} by {escape(p.actor)} since "
+            f"{fmt_time(p.since)} — {escape(p.reason)}",
+            soft_wrap=True,
+        )
+    for b in r.breakers:
+        head = f"{b.stage} → {escape(b.provider)}"
+        if b.state == "open":
+            console.print(
+                f"[red]circuit breaker open:[/] {head} since {fmt_time(b.since)}, probe at "
+                f"{fmt_time(b.reopens_at)} (cool-down {b.cool_down_seconds:g}s) — "
+                f"{escape(b.reason)}",
+                soft_wrap=True,
+            )
+        elif b.state == "half_open":
+            console.print(
+                f"[yellow]circuit breaker half-open:[/] {head}: one probe by "
+                f"{escape(b.probe_by or '?')} since {fmt_time(b.since)}",
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                f"[dim]circuit breaker closed: {head} since {fmt_time(b.since)} — "
+                f"{escape(b.reason)}[/]",
+                soft_wrap=True,
+            )
 
 
 def _print_fleet(f: FleetInfo) -> None:

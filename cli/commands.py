@@ -66,6 +66,7 @@ INSTALLERS: dict[str, Installer] = {
     "company": _group("cli.cmd_company", "app", "company"),
     "projections": _group("cli.cmd_ops", "projections_app", "projections"),
     "audit": _group("cli.cmd_audit", "app", "audit"),
+    "stage": _group("cli.cmd_stage", "app", "stage"),
 }
 """Command word -> what installs it (in help order). Several words may share an installer."""
 

@@ -157,6 +157,35 @@ class FleetInfo(BaseModel):
     """PostgreSQL: partitions no live daemon holds (None on SQLite, which runs one daemon)."""
 
 
+class PauseInfo(BaseModel):
+    """A stage an operator paused (`livedash stage pause`): for every company or one."""
+
+    stage: str
+    company: str | None
+    """None: every company."""
+    reason: str
+    actor: str
+    since: datetime
+
+
+class BreakerInfo(BaseModel):
+    """A stage's circuit breaker against its provider, when not plainly closed."""
+
+    stage: str
+    provider: str
+    state: str
+    """open, half_open or closed."""
+    reason: str
+    since: datetime | None
+    cool_down_seconds: float
+    reopens_at: datetime | None
+    """While open: when one probe may go."""
+    probe_by: str | None
+    """While half-open: the daemon sending the probe."""
+    changed_by: str | None = None
+    """The daemon that recorded the last change."""
+
+
 class StatusReport(BaseModel):
     generated_at: datetime
     company: str | None
@@ -171,6 +200,10 @@ class StatusReport(BaseModel):
     fleet: FleetInfo | None = None
     budgets: list[BudgetInfo] = Field(default_factory=list)
     """Every AI budget that is set, with its spend; ``reached`` ones hold AI work back."""
+    paused: list[PauseInfo] = Field(default_factory=list)
+    """Stages paused by an operator (from the pipeline's events)."""
+    breakers: list[BreakerInfo] = Field(default_factory=list)
+    """Circuit breakers that opened at least once (from the pipeline's events)."""
 
 
 CompanyInfo.model_rebuild()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -50,8 +50,13 @@ class BudgetGate:
             return False
         return self.installation_stop is not None or company_id in self.stops
 
-    def allowed(self, stage: Stage, companies: Collection[UUID]) -> list[UUID]:
-        return [cid for cid in companies if not self.holds(stage, cid)]
+    def why_wait(self, stage: Stage, company_id: UUID) -> str | None:
+        """The reason work must wait for a budget (also asked on worker threads), if any."""
+        if not self.holds(stage, company_id):
+            return None
+        stop = self.installation_stop or self.stops.get(company_id)
+        until = f", resumes {stop.resumes_at:%Y-%m-%d %H:%M} UTC" if stop else ""
+        return f"its AI budget is reached{until}"
 
     def refresh_before_claims(
         self, companies: Mapping[UUID, Company], now: datetime, max_age: float = CLAIM_MAX_AGE

@@ -42,10 +42,12 @@ from processors.runtime.fleet import FleetMember
 from processors.runtime.flight import InFlight, Outcome, per_stage
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
+from processors.runtime.idle import daemon_idle
 from processors.runtime.metrics import LoopObserver
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
+from processors.runtime.pauses import StageGate, claim_room, unpaused_stages
 from processors.runtime.reporting import Reporter, progress
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
@@ -96,11 +98,16 @@ class Daemon:
         self.outage = Outage(config.reconnect_max, config.outage_log_interval)
         self.candidates = Candidates(self.processors, config.company_fairness)
         self.in_flight: dict[tuple[UUID, Stage], InFlight] = {}
+        self.gate = StageGate(
+            app, config, list(self.processors), clock, reporter.log, self.in_flight
+        )
+        """Operators' pauses and the circuit breakers (runtime/pauses.py)."""
         self.pools = {
             s: WorkPool(config.for_stage(s).concurrency, f"ld-{s.value}") for s in self.processors
         }
         self.companies: dict[UUID, Company] = {}
         self.budgets = BudgetGate(runner.engine, app, config.installation_budget, reporter)
+        self.gate.holds = self.budgets.why_wait  # a reached budget holds work as a pause does
         self.summary = DaemonSummary()
         self._stopping = False
         self._lost: list[Outcome] = []
@@ -261,9 +268,9 @@ class Daemon:
             return "the database is unavailable: nothing starts that could not be recorded"
         if flight is not None and flight.lease_ends - time.monotonic() < flight.lease_margin:
             return "its lease was about to lapse before it started"
-        if flight is not None and self.budgets.holds(flight.stage, flight.session.company_id):
-            return "its AI budget is reached: it waits for the next period or a higher budget"
-        return None
+        if flight is None:
+            return None
+        return self.gate.why_wait(flight.stage, flight.session.company_id, flight.session.id)
 
     # ---------------------------------------------------------------- loop
     def _tick(self) -> None:
@@ -281,6 +288,7 @@ class Daemon:
         self._gather()
         self.heartbeat.beat(self.in_flight)
         self.writes.flush()
+        self.gate.flush()
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
@@ -308,31 +316,22 @@ class Daemon:
     def _active_companies(self) -> list[UUID]:
         return [cid for cid, c in self.companies.items() if c.is_active]
 
-    def _stage_groups(self) -> list[tuple[list[Stage], list[UUID]]]:
-        """The stages to ask about, grouped by the companies whose work may start in them (a
-        reached budget holds back only the paid stages)."""
-        active = self._active_companies()
-        groups: dict[tuple[UUID, ...], list[Stage]] = {}
-        for stage in self.processors:
-            groups.setdefault(tuple(self.budgets.allowed(stage, active)), []).append(stage)
-        return [(stages, list(companies)) for companies, stages in groups.items()]
-
     def _level_trigger(self) -> None:
-        for stages, companies in self._stage_groups():
-            found = self.work.due(
-                stages,
-                self.clock(),
-                companies,
-                self.config.claim_batch,
-                self.fleet.working,
-                self.config.company_fairness,
-            )
-            for stage, due in found.items():
-                self.candidates.add_due(stage, due)
+        found = self.work.due(
+            unpaused_stages(self.gate, self.processors),
+            self.clock(),
+            self._active_companies(),
+            self.config.claim_batch,
+            self.fleet.working,
+            self.config.company_fairness,
+        )
+        for stage, due in found.items():
+            self.candidates.add_due(stage, due)
 
     def _refresh_companies(self) -> None:
         ids = list(self.work.company_statuses())
         self.companies = {cid: self.app.get_company(cid) for cid in ids}
+        self.gate.refresh()  # the pipeline's pauses and breakers, as anyone recorded them
         self.budgets.refresh(self.companies, self.clock())
 
     # --------------------------------------------------------------- claim
@@ -349,6 +348,7 @@ class Daemon:
         for stage in self.candidates.stages():
             cfg = self.config.for_stage(stage)
             free = cfg.max_in_flight - sum(1 for k in self.in_flight if k[1] is stage)
+            free = claim_room(self.gate, self.candidates, stage, free)
             picked = self.candidates.take(
                 stage, min(max(0, free) * 2, self.config.claim_batch), self.in_flight
             )
@@ -362,8 +362,8 @@ class Daemon:
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
-                if self.budgets.holds(stage, company.id):
-                    continue  # its budget is reached: the level trigger asks again later
+                if self.gate.paused(stage, session.company_id):
+                    continue  # found again by the level trigger once resumed
                 self.candidates.note(session.id, session.company_id)
                 reason = session.skip_reason(stage)
                 if reason or taken < free:
@@ -375,6 +375,7 @@ class Daemon:
                     elif taken < free:
                         attempt = session.start_stage(stage, self.config.worker_id, lease, now)
                         batch.append((session, stage, attempt))
+                        self.gate.claimed(stage, session.id)
                         taken += 1
                     else:
                         # No room: the next round.
@@ -460,6 +461,8 @@ class Daemon:
         if flight is None or future.cancelled():
             return  # abandoned at its timeout and dropped already
         error = future.exception()
+        if not flight.abandoned:  # here, on its thread: a tripped breaker stops its next
+            self.gate.observe(flight.stage, flight.session.id, error)
         self.results.put(Outcome(flight, None if error else future.result(), error))
         self.wake.set()
 
@@ -484,11 +487,9 @@ class Daemon:
                 flight.abandoned = True
                 self.pools[flight.stage].abandon(flight.future)  # its slot is free at once
                 timeout = self.config.for_stage(flight.stage).timeout
-                outcomes.append(
-                    Outcome(
-                        flight, error=StageError("timeout", f"stage took over {timeout:.0f}s", True)
-                    )
-                )
+                late = StageError("timeout", f"stage took over {timeout:.0f}s", True)
+                self.gate.observe(flight.stage, flight.session.id, late)
+                outcomes.append(Outcome(flight, error=late))
         if self._lost:
             self._retry_lost()
         if outcomes:
@@ -560,6 +561,8 @@ class Daemon:
             )
             if busy >= self.config.for_stage(nxt).max_in_flight:
                 break  # the edge trigger brings it back when there is room
+            if not self.gate.open_for(nxt, session.company_id):
+                break  # paused, or its breaker is not closed: claimed by `_claim` if ever
             if self.config.company_fairness and self.candidates.others_waiting(
                 nxt, session.company_id
             ):
@@ -644,33 +647,5 @@ class Daemon:
 
     def idle(self) -> bool:
         """Nothing in hand, nothing due, nothing running elsewhere, no retry within the idle
-        horizon: `run --until-idle` may stop. Brings the projection up to date first."""
-        if self.in_flight or self.candidates or self.paid:
-            return False
-        if self._paid_calls_pending():
-            return False  # a given-up model call may still bring a paid answer to store
-        if self.writes or self._lost:
-            return False
-        if self.feed.unprojected:  # the projection has yet to see our last events
-            self.feed.advance(now=True)
-            self.follow_log()
-            if self.candidates:
-                self.wake.set()  # work for the next turn, not a reason to sleep first
-                return False
-        if self.feed.news_waiting:
-            return False
-        if any(getattr(job, "busy", False) for job in self.scheduled):
-            return False
-        now = self.clock()
-        standings = [self.work.standing(st, now, cs) for st, cs in self._stage_groups()]
-        if any(s.due for s in standings):
-            self._last_level = 0.0
-            return False
-        if any(s.running_elsewhere for s in standings):
-            return False
-        wake_at = min((s.wake_at for s in standings if s.wake_at), default=None)
-        if wake_at is not None and wake_at <= now + timedelta(seconds=self.config.idle_horizon):
-            return False
-        self.summary.next_retry_at = wake_at
-        self.summary.stopped_by = "idle"
-        return True
+        horizon: `run --until-idle` may stop (runtime/idle.py)."""
+        return daemon_idle(self)
