@@ -205,7 +205,7 @@ def main() -> None:
                 print(f"{name} caught up: {applied:,} events, {rate:,.0f} events/s")
         if rt.engine.dialect.name == "postgresql":
             with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                for table in ("overview_deltas", "overview_activity", "event_index"):
+                for table in ("overview_buckets", "overview_sessions", "event_index"):
                     conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
         span = timedelta(days=DAYS + 1)
         moments = [

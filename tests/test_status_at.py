@@ -116,7 +116,7 @@ def check(rt: Runtime, ops: list[Any]) -> None:
 
 
 SETTINGS = settings(
-    max_examples=6,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
