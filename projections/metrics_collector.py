@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -26,6 +26,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
 
 from domain.stages import WORKER_STAGES, Status
+from projections.budgets import budget_standing
+from projections.models import BudgetInfo
 from projections.queries import overview
 from projections.ready import QUEUED
 from projections.runner import Lag, ProjectionRunner
@@ -47,6 +49,7 @@ class StoreReading:
     lag: list[Lag]
     live_daemons: int
     partitions_unowned: int | None
+    budgets: list[BudgetInfo] = field(default_factory=list)
 
 
 def due_backlog(conn: Connection, now: datetime) -> dict[str, int]:
@@ -103,12 +106,14 @@ def read_store(runner: ProjectionRunner, now: datetime) -> StoreReading:
         sessions = overview(conn)
         due = due_backlog(conn, now)
         fleet = fleet_info(conn, now)
+        budgets = budget_standing(conn, now)
     return StoreReading(
         sessions=sessions,
         due=due,
         lag=runner.lag(),
         live_daemons=fleet.live_daemons,
         partitions_unowned=fleet.partitions_unowned,
+        budgets=budgets,
     )
 
 
@@ -191,12 +196,29 @@ class StoreGauges(Collector):
         )
         live.add_metric(self._values(), r.live_daemons)
         yield from (sessions, due, events, seconds, live)
+        yield from self._budgets(r.budgets)
         if r.partitions_unowned is not None:
             unowned = self._gauge(
                 "livedash_partitions_unowned", "PostgreSQL: session partitions no daemon holds", []
             )
             unowned.add_metric(self._values(), r.partitions_unowned)
             yield unowned
+
+    def _budgets(self, budgets: list[BudgetInfo]) -> Iterable[Metric]:
+        cap = self._gauge("livedash_ai_budget_eur", "A company's AI budget per period", ["scope"])
+        spent = self._gauge(
+            "livedash_ai_budget_spent_eur",
+            "Spent in the budget's current period (paid, plus estimates of unanswered requests)",
+            ["scope"],
+        )
+        reached = self._gauge(
+            "livedash_ai_budget_reached", "1 while the budget holds the AI work back", ["scope"]
+        )
+        for b in budgets:
+            cap.add_metric(self._values(b.scope), float(b.budget.split("/")[0]))
+            spent.add_metric(self._values(b.scope), float(b.spent_eur))
+            reached.add_metric(self._values(b.scope), 1.0 if b.reached else 0.0)
+        return (cap, spent, reached)
 
     def _gauge(self, name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, labels=[*labels, *self.labels])
