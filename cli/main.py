@@ -18,6 +18,7 @@ from cli import (
     cmd_ops,
     cmd_reports,
     cmd_run,
+    cmd_serve,
     cmd_workers,
 )
 from cli.cmd_events import events as events_command
@@ -77,6 +78,7 @@ cmd_demo.register(app)
 cmd_analytics.register(app)
 cmd_migrate.register(app)
 cmd_workers.register(app)
+cmd_serve.register(app)
 app.command("export")(cmd_export.export)
 app.command("events")(events_command)
 
