@@ -131,14 +131,14 @@ def failure_groups(conn: Connection, company_id: UUID | None = None) -> list[Fai
     for stage in STAGE_ORDER[1:]:
         query = (
             select(
-                func.coalesce(sss.c.error_type, "unknown").label("error_type"),
+                sss.c.error_type,
                 func.count().label("n"),
                 func.count(sss.c.retry_at).label("retrying"),
                 func.max(sss.c.error_message).label("sample"),
                 func.max(sss.c.updated_at).label("latest"),
             )
             .where(sss.c.stage == stage.value, sss.c.status == Status.FAILED.value)
-            .group_by(func.coalesce(sss.c.error_type, "unknown"))
+            .group_by(sss.c.error_type)
         )
         if company_id is not None:
             query = query.where(sss.c.company_id == company_id)
@@ -146,7 +146,7 @@ def failure_groups(conn: Connection, company_id: UUID | None = None) -> list[Fai
             groups.append(
                 FailureGroup(
                     stage=stage.value,
-                    error_type=r.error_type,
+                    error_type=r.error_type or "unknown",
                     count=int(r.n),
                     retrying=int(r.retrying),
                     sample_message=r.sample,
