@@ -165,6 +165,69 @@ def costs(
     )
 
 
+def costs_every_way(
+    conn: Connection, period: Period
+) -> dict[Literal["company", "model", "day"], CostReport]:
+    """`costs` by company, by model and by day at once: one pass over the usage rows, grouped
+    by all three keys, then rolled up here (the status page shows the three side by side;
+    three separate passes cost three times as much at a million requests)."""
+    model = func.coalesce(ai_usage.c.model_returned, ai_usage.c.model_requested)
+    day = _day(conn, ai_usage.c.received_at)
+    query = (
+        select(
+            companies.c.name.label("company"),
+            model.label("model"),
+            day.label("day"),
+            func.count().label("requests"),
+            func.sum(ai_usage.c.prompt_tokens).label("prompt_tokens"),
+            func.sum(ai_usage.c.completion_tokens).label("completion_tokens"),
+            func.sum(ai_usage.c.cached_tokens).label("cached_tokens"),
+            func.sum(ai_usage.c.total_tokens).label("total_tokens"),
+            money_sum(conn, ai_usage.c.cost_eur).label("cost_eur"),
+            func.sum(func.cast(ai_usage.c.cost_eur.is_(None), ai_usage.c.attempt.type)).label(
+                "unknown"
+            ),
+        )
+        .join(companies, companies.c.company_id == ai_usage.c.company_id)
+        .where(*_within(ai_usage.c.received_at, period))
+        .group_by(companies.c.name, model, day)
+    )
+    groups = conn.execute(query).all()
+    lost, lost_eur = _answers_lost(conn, period, None)
+    reports: dict[Literal["company", "model", "day"], CostReport] = {}
+    for by in ("company", "model", "day"):
+        rolled: dict[str, CostRow] = {}
+        for g in groups:
+            key = str(getattr(g, by))
+            row = rolled.setdefault(key, CostRow(key=key, requests=0, prompt_tokens=0,
+                completion_tokens=0, cached_tokens=0, total_tokens=0, cost_eur=None,
+                unknown_cost_requests=0))  # fmt: skip
+            row.requests += int(g.requests)
+            row.prompt_tokens += int(g.prompt_tokens or 0)
+            row.completion_tokens += int(g.completion_tokens or 0)
+            row.cached_tokens += int(g.cached_tokens or 0)
+            row.total_tokens += int(g.total_tokens or 0)
+            row.unknown_cost_requests += int(g.unknown or 0)
+            if g.cost_eur is not None:
+                row.cost_eur = (row.cost_eur or Decimal(0)) + Decimal(g.cost_eur)
+        rows = [rolled[k] for k in sorted(rolled)]
+        requests = sum(r.requests for r in rows)
+        reports[by] = CostReport(
+            requests_answer_lost=lost,
+            cost_eur_answer_lost_estimated=lost_eur,
+            by=by,
+            company=None,
+            start=period.start,
+            end=period.end,
+            requests=requests,
+            total_tokens=sum(r.total_tokens for r in rows),
+            total_cost_eur=known_total([r.cost_eur for r in rows], requests),
+            unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
+            rows=rows,
+        )
+    return reports
+
+
 def _answers_lost(
     conn: Connection, period: Period, company_id: UUID | None
 ) -> tuple[int, Decimal | None]:

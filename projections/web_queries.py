@@ -49,15 +49,18 @@ class SessionPage(BaseModel):
     """None on the last page."""
 
 
+def _slices(f: SessionFilter) -> list[tuple[Stage, Status]]:
+    """The (stage, status) index ranges a filter reads. Without either, one row per session:
+    its import row (always COMPLETED); an error type is a failure's, so it means FAILED."""
+    if f.stage is None and f.status is None and f.error_type is None:
+        return [(Stage.CSV_IMPORT, Status.COMPLETED)]
+    statuses = [f.status] if f.status else [Status.FAILED] if f.error_type else list(Status)
+    stages = [f.stage] if f.stage else list(STAGE_ORDER)
+    return [(stage, status) for stage in stages for status in statuses]
+
+
 def _conditions(f: SessionFilter) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
-    if f.stage is not None:
-        found.append(sss.c.stage == f.stage.value)
-    if f.status is not None:
-        found.append(sss.c.status == f.status.value)
-    if f.stage is None and f.status is None and f.error_type is None:
-        # One row per session: its import row stands for it (as `livedash sessions` does).
-        found.append(sss.c.stage == Stage.CSV_IMPORT.value)
     if f.company_id is not None:
         found.append(sss.c.company_id == f.company_id)
     if f.error_type is not None:
@@ -69,21 +72,33 @@ def _conditions(f: SessionFilter) -> list[ColumnElement[bool]]:
     return found
 
 
-def _after(cursor: Cursor, sort: SortKey) -> ColumnElement[bool]:
-    """Rows strictly after ``cursor``: (updated_at, session_id, stage) in the sort's order,
-    spelled out (row-value comparison is not portable through SQLAlchemy's types)."""
+def _after(cursor: Cursor, sort: SortKey) -> list[ColumnElement[bool]]:
+    """Rows strictly after ``cursor`` in (updated_at, session_id, stage) order, spelled out
+    (row values are not portable through SQLAlchemy's types), with a plain bound on
+    updated_at first so the index range starts at the cursor instead of the table's end."""
     u, s, st = sss.c.updated_at, sss.c.session_id, sss.c.stage
+    at = cursor.updated_at
     if sort == "updated_desc":
-        return or_(
-            u < cursor.updated_at,
-            and_(u == cursor.updated_at, s < cursor.session_id),
-            and_(u == cursor.updated_at, s == cursor.session_id, st < cursor.stage),
-        )
-    return or_(
-        u > cursor.updated_at,
-        and_(u == cursor.updated_at, s > cursor.session_id),
-        and_(u == cursor.updated_at, s == cursor.session_id, st > cursor.stage),
-    )
+        return [
+            u <= at,
+            or_(
+                u < at,
+                and_(u == at, s < cursor.session_id),
+                and_(u == at, s == cursor.session_id, st < cursor.stage),
+            ),
+        ]
+    return [
+        u >= at,
+        or_(
+            u > at,
+            and_(u == at, s > cursor.session_id),
+            and_(u == at, s == cursor.session_id, st > cursor.stage),
+        ),
+    ]
+
+
+def _key(row: StageRow) -> tuple[datetime, UUID, str]:
+    return (row.updated_at, row.session_id, row.stage)
 
 
 def session_page(
@@ -93,18 +108,30 @@ def session_page(
     after: Cursor | None = None,
     limit: int = 50,
 ) -> SessionPage:
-    """One page of stage rows matching ``f``, ``limit`` long, starting after ``after``."""
+    """One page of stage rows matching ``f``, ``limit`` long, starting after ``after``.
+
+    Each (stage, status) pair is one range of the (stage, status, updated_at) index (or the
+    one with the company), read for at most ``limit + 1`` rows; the ranges are merged here.
+    So a page costs a few index seeks at any size, instead of sorting every matching row."""
+    desc = sort == "updated_desc"
     order: Sequence[Any]
-    if sort == "updated_desc":
+    if desc:
         order = (sss.c.updated_at.desc(), sss.c.session_id.desc(), sss.c.stage.desc())
     else:
         order = (sss.c.updated_at, sss.c.session_id, sss.c.stage)
-    query = select(sss).where(*_conditions(f)).order_by(*order).limit(limit + 1)
-    if after is not None:
-        query = query.where(_after(after, sort))
-    rows = [StageRow.model_validate(r._asdict()) for r in conn.execute(query).all()]
-    more = len(rows) > limit
-    rows = rows[:limit]
+    common = _conditions(f) + (_after(after, sort) if after is not None else [])
+    found: list[StageRow] = []
+    for stage, status in _slices(f):
+        query = (
+            select(sss)
+            .where(sss.c.stage == stage.value, sss.c.status == status.value, *common)
+            .order_by(*order)
+            .limit(limit + 1)
+        )
+        found.extend(StageRow.model_validate(r._asdict()) for r in conn.execute(query).all())
+    found.sort(key=_key, reverse=desc)
+    more = len(found) > limit
+    rows = found[:limit]
     last = rows[-1] if more and rows else None
     cursor = (
         Cursor(updated_at=last.updated_at, session_id=last.session_id, stage=last.stage)
@@ -124,24 +151,47 @@ class FailureGroup(BaseModel):
     latest: datetime | None
 
 
-def failure_groups(conn: Connection, company_id: UUID | None = None) -> list[FailureGroup]:
-    """FAILED stage rows grouped by stage and error type, largest group first; one index
-    range (stage, status) per stage."""
+GROUP_SAMPLE = 5000
+"""Failures per stage that are grouped: the most recent ones (an index range). Counting a
+hundred thousand failures by type would read every one of them (0.5 s at a million
+sessions on PostgreSQL); the stage's exact total comes from the overview counters."""
+
+
+class FailureGroups(BaseModel):
+    groups: list[FailureGroup]
+    sampled: dict[str, int]
+    """Stage -> its FAILED total, for the stages with more failures than were grouped."""
+
+
+def failure_groups(
+    conn: Connection, totals: dict[str, int], company_id: UUID | None = None
+) -> FailureGroups:
+    """FAILED stage rows grouped by stage and error type, largest group first: per stage, the
+    ``GROUP_SAMPLE`` most recent (all of them when there are no more); ``totals`` is each
+    stage's FAILED count (from the overview), to say when a stage was sampled."""
     groups: list[FailureGroup] = []
+    sampled: dict[str, int] = {}
     for stage in STAGE_ORDER[1:]:
-        query = (
-            select(
-                sss.c.error_type,
-                func.count().label("n"),
-                func.count(sss.c.retry_at).label("retrying"),
-                func.max(sss.c.error_message).label("sample"),
-                func.max(sss.c.updated_at).label("latest"),
-            )
+        if not totals.get(stage.value):
+            continue
+        recent = (
+            select(sss.c.error_type, sss.c.retry_at, sss.c.error_message, sss.c.updated_at)
             .where(sss.c.stage == stage.value, sss.c.status == Status.FAILED.value)
-            .group_by(sss.c.error_type)
+            .order_by(sss.c.updated_at.desc())
+            .limit(GROUP_SAMPLE)
         )
         if company_id is not None:
-            query = query.where(sss.c.company_id == company_id)
+            recent = recent.where(sss.c.company_id == company_id)
+        r_ = recent.subquery()
+        query = select(
+            r_.c.error_type,
+            func.count().label("n"),
+            func.count(r_.c.retry_at).label("retrying"),
+            func.max(r_.c.error_message).label("sample"),
+            func.max(r_.c.updated_at).label("latest"),
+        ).group_by(r_.c.error_type)
+        if totals[stage.value] > GROUP_SAMPLE:
+            sampled[stage.value] = totals[stage.value]
         for r in conn.execute(query).all():
             groups.append(
                 FailureGroup(
@@ -153,19 +203,8 @@ def failure_groups(conn: Connection, company_id: UUID | None = None) -> list[Fai
                     latest=r.latest,
                 )
             )
-    return sorted(groups, key=lambda g: (-g.count, g.stage, g.error_type))
-
-
-def error_types(conn: Connection) -> list[str]:
-    """Error types of the stages that failed (for the Sessions page's filter)."""
-    query = (
-        select(sss.c.error_type)
-        .where(sss.c.status == Status.FAILED.value, sss.c.error_type.is_not(None))
-        .distinct()
-        .order_by(sss.c.error_type)
-        .limit(100)
-    )
-    return [str(r[0]) for r in conn.execute(query).all()]
+    ordered = sorted(groups, key=lambda g: (-g.count, g.stage, g.error_type))
+    return FailureGroups(groups=ordered, sampled=sampled)
 
 
 class Throughput(BaseModel):

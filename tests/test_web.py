@@ -9,9 +9,12 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from cli.cmd_serve import is_loopback
@@ -22,7 +25,9 @@ from domain.stages import Stage, Status
 from processors.clock import utc_now
 from processors.service.backend import Backend
 from processors.service.lookup import find_session
+from projections.analytics_queries import Period, costs, costs_every_way
 from projections.queries import overview
+from projections.schema import ai_usage, companies
 from projections.web_queries import SessionFilter, session_page
 from tests.conftest import REPO, Livedash, fresh_pg_database
 from tests.web_seed import COMPANY, Seeded, seed
@@ -275,3 +280,36 @@ def test_serve_warns_when_binding_beyond_loopback_without_a_token(tmp_path: Path
     result = run("serve", "--host", "0.0.0.0", check=False)
     assert "not a loopback address" in result.stderr and "LIVEDASH_ADMIN_TOKEN" in result.stderr
     assert result.code == 3  # then refuses the missing database, before binding anything
+
+
+def test_costs_every_way_agrees_with_the_costs_report(web: Web) -> None:
+    """The Costs page's one-pass rollup says what `livedash costs --by X` says, unknown
+    prices included (an unpriced model is unknown, never zero)."""
+    company = find_session(web.backend.engine, web.seeded.completed_external_id)
+    with web.backend.engine.begin() as conn:
+        cid = conn.execute(
+            select(companies.c.company_id).where(companies.c.name == company.company)
+        ).scalar_one()
+        for i, (model, cost) in enumerate(
+            [
+                ("gpt-4o-mini", Decimal("0.0001")),
+                ("gpt-4o-mini", Decimal("0.0002")),
+                ("mystery", None),
+            ]
+        ):
+            conn.execute(
+                insert(ai_usage).values(
+                    session_id=company.session_id, version=1000 + i, company_id=cid,
+                    stage="AI_ANALYSIS", attempt=1, provider="openai", model_requested=model,
+                    model_returned=model, prompt_tokens=10, completion_tokens=5, cached_tokens=0,
+                    reasoning_tokens=0, total_tokens=15, cost_eur=cost, price_source="test",
+                    received_at=utc_now() - timedelta(days=i),
+                )
+            )  # fmt: skip
+    with web.backend.engine.connect() as conn:
+        every = costs_every_way(conn, Period.of(None, None))
+        for by in ("company", "model", "day"):
+            assert every[by] == costs(conn, by, Period.of(None, None))
+    assert every["model"].unknown_cost_requests == 1
+    page = web.client().get("/costs").text
+    assert "mystery" in page and "unknown" in page and "€0.0003" in page

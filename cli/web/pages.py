@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -19,10 +19,17 @@ from cli.web.filters import encode_cursor, parse
 from cli.web.site import site
 from processors.service.errors import ServiceError
 from processors.service.history import session_at, session_history
-from projections.analytics_queries import Period, costs, known_total
-from projections.queries import failed, import_warnings, list_companies, session_rows, status_report
+from projections.analytics_queries import Period, costs_every_way, known_total
+from projections.queries import (
+    failed,
+    import_warnings,
+    list_companies,
+    session_rows,
+    status_report,
+)
+from projections.queries import overview as overview_counts
 from projections.web_queries import (
-    error_types,
+    GROUP_SAMPLE,
     failure_groups,
     ready_counts,
     session_page,
@@ -64,7 +71,6 @@ def sessions(request: Request) -> HTMLResponse:
     q = parse(request.query_params, s.backend.engine)
     with s.backend.engine.connect() as conn:
         page = session_page(conn, q.filter, q.sort, q.after, PAGE)
-        types = error_types(conn)
         names = {c.company_id: c.name for c in list_companies(conn)}
     return s.render(
         request,
@@ -73,7 +79,6 @@ def sessions(request: Request) -> HTMLResponse:
         next_cursor=encode_cursor(page.next) if page.next else None,
         first_page=q.after is None,
         params=q.params,
-        error_types=types,
         companies=names,
     )
 
@@ -156,13 +161,16 @@ def session(request: Request) -> HTMLResponse:
 def failures(request: Request) -> HTMLResponse:
     s = site(request)
     with s.backend.engine.connect() as conn:
-        groups = failure_groups(conn)
+        totals = {stage: counts["FAILED"] for stage, counts in overview_counts(conn).items()}
+        grouped = failure_groups(conn, totals)
         recent = failed(conn, limit=100)
         names = {c.company_id: c.name for c in list_companies(conn)}
     return s.render(
         request,
         "failures.html",
-        groups=groups,
+        groups=grouped.groups,
+        sampled=grouped.sampled,
+        sample_size=GROUP_SAMPLE,
         recent=recent,
         companies=names,
         flash=request.query_params.get("flash"),
@@ -194,6 +202,8 @@ def _period(request: Request) -> tuple[Period, date | None, date | None]:
             raise HTTPException(400, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
 
     first, last = day("from"), day("to")
+    if first is None and last is None:  # the last 30 days: a day per row stays readable
+        first = datetime.now(UTC).date() - timedelta(days=29)
     if first and last and last < first:
         raise HTTPException(400, "to is before from")
     return Period.of(first, last), first, last
@@ -203,7 +213,7 @@ def costs_page(request: Request) -> HTMLResponse:
     s = site(request)
     period, first, last = _period(request)
     with s.backend.engine.connect() as conn:
-        reports = {by: costs(conn, by, period) for by in ("company", "model", "day")}
+        reports = costs_every_way(conn, period)
     return s.render(request, "costs.html", reports=reports, first=first, last=last)
 
 
