@@ -252,3 +252,22 @@ def ready_counts(conn: Connection) -> dict[str, int]:
     PENDING TRANSCRIPT_FETCH is ready: its predecessor is the import itself."""
     query = select(stage_ready.c.stage, func.count()).group_by(stage_ready.c.stage)
     return {str(stage): int(n) for stage, n in conn.execute(query).all()}
+
+
+class ScheduledRetry(BaseModel):
+    session_id: UUID
+    external_id: str
+    stage: str
+    retry_at: datetime
+    error_type: str | None
+
+
+def next_retries(conn: Connection, limit: int = 5) -> list[ScheduledRetry]:
+    """The failures the daemon will retry soonest (one seek of the (status, retry_at) index)."""
+    query = (
+        select(sss.c.session_id, sss.c.external_id, sss.c.stage, sss.c.retry_at, sss.c.error_type)
+        .where(sss.c.status == Status.FAILED.value, sss.c.retry_at.is_not(None))
+        .order_by(sss.c.retry_at)
+        .limit(limit)
+    )
+    return [ScheduledRetry.model_validate(r._asdict()) for r in conn.execute(query).all()]

@@ -313,3 +313,19 @@ def test_costs_every_way_agrees_with_the_costs_report(web: Web) -> None:
     assert every["model"].unknown_cost_requests == 1
     page = web.client().get("/costs").text
     assert "mystery" in page and "unknown" in page and "€0.0003" in page
+
+
+def test_overview_names_the_next_scheduled_retries(web: Web) -> None:
+    ref = find_session(web.backend.engine, web.seeded.failed_external_id)
+    session = web.backend.app.get_session(ref.session_id)
+    now = utc_now()
+    if session.stages[Stage.TRANSCRIPT_FETCH].status in (Status.FAILED, Status.SKIPPED):
+        session.reset_stage(Stage.TRANSCRIPT_FETCH, "test", "tester", now)
+    attempt = session.start_stage(Stage.TRANSCRIPT_FETCH, "w1", now + timedelta(minutes=5), now)
+    later = now + timedelta(hours=1)
+    session.fail_stage(Stage.TRANSCRIPT_FETCH, attempt, "timeout", "slow", True, later, now)
+    web.backend.app.save(session)
+    web.backend.catch_up()
+    page = web.client().get("/").text
+    assert "next scheduled retries" in page
+    assert f"{web.seeded.failed_external_id}</a> (timeout)" in page

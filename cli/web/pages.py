@@ -31,6 +31,7 @@ from projections.queries import overview as overview_counts
 from projections.web_queries import (
     GROUP_SAMPLE,
     failure_groups,
+    next_retries,
     ready_counts,
     session_page,
     throughput,
@@ -52,6 +53,7 @@ def overview(request: Request) -> HTMLResponse:
         daemons = workers(conn, now)
         chart = throughput(conn, now)
         ready = ready_counts(conn)
+        retries = next_retries(conn)
     lags = s.backend.runner.lag()
     return s.render(
         request,
@@ -61,6 +63,7 @@ def overview(request: Request) -> HTMLResponse:
         chart=throughput_svg(chart),
         lags=lags,
         ready=ready,
+        retries=retries,
         now=now,
         refresh=10,
     )
