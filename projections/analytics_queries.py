@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, and_, func, not_, select
 
 from projections.schema import (
+    ai_cost_daily,
     ai_requests,
     ai_usage,
     analytics_sessions,
@@ -168,30 +169,17 @@ def costs(
 def costs_every_way(
     conn: Connection, period: Period
 ) -> dict[Literal["company", "model", "day"], CostReport]:
-    """`costs` by company, by model and by day at once: one pass over the usage rows, grouped
-    by all three keys, then rolled up here (the status page shows the three side by side;
-    three separate passes cost three times as much at a million requests)."""
-    model = func.coalesce(ai_usage.c.model_returned, ai_usage.c.model_requested)
-    day = _day(conn, ai_usage.c.received_at)
-    query = (
-        select(
-            companies.c.name.label("company"),
-            model.label("model"),
-            day.label("day"),
-            func.count().label("requests"),
-            func.sum(ai_usage.c.prompt_tokens).label("prompt_tokens"),
-            func.sum(ai_usage.c.completion_tokens).label("completion_tokens"),
-            func.sum(ai_usage.c.cached_tokens).label("cached_tokens"),
-            func.sum(ai_usage.c.total_tokens).label("total_tokens"),
-            money_sum(conn, ai_usage.c.cost_eur).label("cost_eur"),
-            func.sum(func.cast(ai_usage.c.cost_eur.is_(None), ai_usage.c.attempt.type)).label(
-                "unknown"
-            ),
-        )
-        .join(companies, companies.c.company_id == ai_usage.c.company_id)
-        .where(*_within(ai_usage.c.received_at, period))
-        .group_by(companies.c.name, model, day)
+    """`costs` by company, by model and by day at once, for whole UTC days (``Period.of``),
+    from the `ai_cost_daily` rollup: a few rows per company, model and day however many
+    requests were made (grouping the requests themselves took 1.8 s at a million)."""
+    d = ai_cost_daily.c
+    query = select(ai_cost_daily, companies.c.name.label("company")).join(
+        companies, companies.c.company_id == d.company_id
     )
+    if period.start is not None:
+        query = query.where(d.day >= period.start.astimezone(UTC).date().isoformat())
+    if period.end is not None:
+        query = query.where(d.day < period.end.astimezone(UTC).date().isoformat())
     groups = conn.execute(query).all()
     lost, lost_eur = _answers_lost(conn, period, None)
     reports: dict[Literal["company", "model", "day"], CostReport] = {}
@@ -203,11 +191,11 @@ def costs_every_way(
                 completion_tokens=0, cached_tokens=0, total_tokens=0, cost_eur=None,
                 unknown_cost_requests=0))  # fmt: skip
             row.requests += int(g.requests)
-            row.prompt_tokens += int(g.prompt_tokens or 0)
-            row.completion_tokens += int(g.completion_tokens or 0)
-            row.cached_tokens += int(g.cached_tokens or 0)
-            row.total_tokens += int(g.total_tokens or 0)
-            row.unknown_cost_requests += int(g.unknown or 0)
+            row.prompt_tokens += int(g.prompt_tokens)
+            row.completion_tokens += int(g.completion_tokens)
+            row.cached_tokens += int(g.cached_tokens)
+            row.total_tokens += int(g.total_tokens)
+            row.unknown_cost_requests += int(g.unknown_cost_requests)
             if g.cost_eur is not None:
                 row.cost_eur = (row.cost_eur or Decimal(0)) + Decimal(g.cost_eur)
         rows = [rolled[k] for k in sorted(rolled)]

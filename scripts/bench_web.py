@@ -4,7 +4,8 @@
 
 The status tables are filled in bulk by the database (benchlib.fill_status_tables: five stage
 rows per session, a mix of finished, waiting, failed and running), with a company row, one
-AI usage row per session (the Costs page's input) and the event index's completions of the
+AI usage row per session (rolled up into `ai_cost_daily` by the projection's own backfill:
+the Costs page's input) and the event index's completions of the
 sessions that changed within the last two hours (the throughput chart's input); a few real
 sessions are imported through the application, so the Session page folds a real history.
 Each page is requested in-process (Starlette's TestClient: no network), warmed once, then
@@ -35,6 +36,7 @@ from domain.company import Company
 from processors.clock import utc_now
 from processors.ingest.importer import file_reader, run_import
 from processors.service.backend import Backend
+from projections import cost_rollup
 
 REAL = 20
 """Sessions imported through the application (the rest are bulk rows)."""
@@ -107,6 +109,8 @@ def seed(url: str, n: int, folder: Path) -> None:
     with Runtime.open(url, create=True) as rt:
         fill_status_tables(rt.engine, n)
         fill_extras(rt, n)
+        with rt.engine.begin() as conn:  # the Costs page's rollup, as the projection keeps it
+            cost_rollup.backfill(conn)
         csv_file = folder / "real.csv"
         csv_file.write_text(csv_text(REAL, seed=7), encoding="utf-8")
         company = rt.app.register_company(Company.register("Real BV", str(csv_file), utc_now()))

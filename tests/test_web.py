@@ -14,20 +14,22 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from cli.cmd_serve import is_loopback
 from cli.runtime import Runtime
 from cli.web.app import build_app
 from cli.web.site import _eur
+from domain.payloads import AIUsage
 from domain.stages import Stage, Status
 from processors.clock import utc_now
 from processors.service.backend import Backend
 from processors.service.lookup import find_session
+from projections import cost_rollup
 from projections.analytics_queries import Period, costs, costs_every_way
 from projections.queries import overview
-from projections.schema import ai_usage, companies
+from projections.schema import ai_cost_daily
 from projections.web_queries import SessionFilter, session_page
 from tests.conftest import REPO, Livedash, fresh_pg_database
 from tests.web_seed import COMPANY, Seeded, seed
@@ -283,34 +285,36 @@ def test_serve_warns_when_binding_beyond_loopback_without_a_token(tmp_path: Path
 
 
 def test_costs_every_way_agrees_with_the_costs_report(web: Web) -> None:
-    """The Costs page's one-pass rollup says what `livedash costs --by X` says, unknown
-    prices included (an unpriced model is unknown, never zero)."""
-    company = find_session(web.backend.engine, web.seeded.completed_external_id)
-    with web.backend.engine.begin() as conn:
-        cid = conn.execute(
-            select(companies.c.company_id).where(companies.c.name == company.company)
-        ).scalar_one()
-        for i, (model, cost) in enumerate(
-            [
-                ("gpt-4o-mini", Decimal("0.0001")),
-                ("gpt-4o-mini", Decimal("0.0002")),
-                ("mystery", None),
-            ]
-        ):
-            conn.execute(
-                insert(ai_usage).values(
-                    session_id=company.session_id, version=1000 + i, company_id=cid,
-                    stage="AI_ANALYSIS", attempt=1, provider="openai", model_requested=model,
-                    model_returned=model, prompt_tokens=10, completion_tokens=5, cached_tokens=0,
-                    reasoning_tokens=0, total_tokens=15, cost_eur=cost, price_source="test",
-                    received_at=utc_now() - timedelta(days=i),
-                )
-            )  # fmt: skip
+    """The Costs page's rollup (`ai_cost_daily`, kept by the analytics projection) says what
+    `livedash costs --by X` says from every request, unknown prices included (an unpriced
+    model is unknown, never zero); and a rollup derived afresh from `ai_usage` is the same."""
+    ref = find_session(web.backend.engine, web.seeded.completed_external_id)
+    session = web.backend.app.get_session(ref.session_id)
+    now = utc_now()
+    for i, (model, cost) in enumerate(
+        [("gpt-4o-mini", Decimal("0.0001")), ("gpt-4o-mini", Decimal("0.0002")), ("mystery", None)]
+    ):
+        at = now - timedelta(days=i)
+        usage = AIUsage(
+            provider="openai", model_requested=model, model_returned=model, request_id=None,
+            prompt_tokens=10, completion_tokens=5, cached_tokens=0, reasoning_tokens=0,
+            total_tokens=15, cost_usd=None, cost_eur=cost, price_source="test",
+            response_text=None, requested_at=at, received_at=at,
+        )  # fmt: skip
+        session.record_ai_usage(Stage.AI_ANALYSIS, 1, usage)
+    web.backend.app.save(session)
+    web.backend.catch_up()
+    whole = Period.of(None, None)
     with web.backend.engine.connect() as conn:
-        every = costs_every_way(conn, Period.of(None, None))
+        every = costs_every_way(conn, whole)
         for by in ("company", "model", "day"):
-            assert every[by] == costs(conn, by, Period.of(None, None))
+            assert every[by] == costs(conn, by, whole)
     assert every["model"].unknown_cost_requests == 1
+    with web.backend.engine.begin() as conn:
+        kept = conn.execute(select(ai_cost_daily)).all()
+        cost_rollup.clear(conn)
+        cost_rollup.backfill(conn)
+        assert sorted(conn.execute(select(ai_cost_daily)).all()) == sorted(kept)
     page = web.client().get("/costs").text
     assert "mystery" in page and "unknown" in page and "€0.0003" in page
 
