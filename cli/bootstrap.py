@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.errors import CliError, ExitCode
+from cli.metrics import MetricsOptions, serve_metrics
 from cli.output import err_console
 from cli.runtime import Runtime, events_table, log_reader
 from cli.settings import AISettings, Settings
@@ -32,6 +34,7 @@ from processors.net.credentials import SecretResolver
 from processors.net.netguard import AllowList
 from processors.runtime.config import DaemonConfig, StageConfig
 from processors.runtime.daemon import Daemon
+from processors.runtime.metrics import DaemonMetrics
 from processors.runtime.reporting import JsonLogReporter, Reporter, TerminalReporter
 from processors.runtime.summary import DaemonSummary
 from processors.stages.analysis import Analyser, AnalysisProcessor, QuestionExtractionProcessor
@@ -191,6 +194,17 @@ def openai_config(
     return OpenAIAnalyserConfig(**{**defaults, **values})
 
 
+def breaker_providers(ai: AISettings, processors: dict[Stage, StageProcessor]) -> dict[Stage, str]:
+    """The LLM stages' breakers are keyed by the model server's host (its events name it);
+    the offline analyser calls nothing and has none. QUESTION_EXTRACTION reads the analysis
+    today (no call of its own): its breaker is there for when it calls the model."""
+    analysis = processors.get(Stage.AI_ANALYSIS)
+    if analysis is None or getattr(analysis, "analyser", None) is offline.analyser:
+        return {}
+    host = urlsplit(ai.base_url or "https://api.openai.com/v1").netloc or "openai"
+    return {Stage.AI_ANALYSIS: host, Stage.QUESTION_EXTRACTION: host}
+
+
 def make_reporter(stages: tuple[Stage, ...], verbose: bool) -> Reporter:
     if sys.stderr.isatty() and not verbose:
         return TerminalReporter(stages)
@@ -205,12 +219,16 @@ def run_daemon(
     csv_interval: float | None,
     reporter: Reporter,
     claim_timeout: float = 5.0,
+    metrics: MetricsOptions | None = None,
 ) -> DaemonSummary:
     """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
-    fleet's register always, with partitions on PostgreSQL."""
+    fleet's register always, with partitions on PostgreSQL; serving its metrics and health
+    checks when ``metrics`` says where."""
     # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
+    if config.circuit_breaker is not None and not config.providers:
+        config.providers = breaker_providers(settings.ai, processors)
     source = CsvSource(secrets, max_bytes=settings.max_csv_bytes)
     scheduled: list[Callable[[], None]] = []
     if csv_interval and csv_interval > 0:
@@ -223,20 +241,35 @@ def run_daemon(
     keeper = None
     if rt.config.kind == "postgres":
         keeper = PartitionKeeper(rt.engine, config.worker_id, claim_timeout)
+    observer = DaemonMetrics(config.worker_id) if metrics else None
     daemon = Daemon(
-        rt.app, rt.runner, processors, config, utc_now, reporter, scheduled, presence, keeper
+        rt.app,
+        rt.runner,
+        processors,
+        config,
+        utc_now,
+        reporter,
+        scheduled,
+        presence,
+        keeper,
+        observer,
     )
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
+    server = None
     previous = _install_signals(daemon)
     try:
+        if observer and metrics:
+            server = serve_metrics(rt, daemon, observer, metrics, reporter)
         summary = daemon.run()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if listener:
             listener.stop()
+        if server:
+            server.stop()
         source.close()
         for p in processors.values():
             close = getattr(p, "close", None)

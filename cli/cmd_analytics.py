@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli.context import backend, catch_up, handle_errors, optional_company, state
 from cli.errors import CliError, ExitCode
+from cli.estimates import DEFAULT_CONFIRM_ABOVE_EUR, ask_above, estimate_settings
 from cli.output import console, exact_text, print_json
 from domain.stages import Stage
 from processors.service.reprocess import check_stage, reprocess
@@ -202,10 +203,24 @@ def reprocess_cmd(
     model: Annotated[str | None, typer.Option("--model", help="Model to use from now on")] = None,
     reason: Annotated[str, typer.Option("--reason", help="Recorded with each reset")] = "reprocess",
     limit: Annotated[int, typer.Option("--limit", help="At most this many sessions")] = 1_000_000,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count and price the work; change nothing")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Go ahead whatever the estimate says")
+    ] = False,
+    confirm_above: Annotated[
+        Decimal,
+        typer.Option(
+            "--confirm-above",
+            help="Ask (or, without a terminal, refuse unless --yes) above this AI cost in EUR",
+        ),
+    ] = DEFAULT_CONFIRM_ABOVE_EUR,
     json_out: JsonOpt = False,
 ) -> None:
     """Force completed stages back to PENDING (history keeps the old results) so a new model or
-    prompt version runs; --model also sets the company's model."""
+    prompt version runs; --model also sets the company's model. The AI cost it causes is
+    estimated first: above --confirm-above EUR (or unknown) it needs --yes."""
     settings = state(ctx).settings
     target = Stage.parse(stage)
     check_stage(target)
@@ -218,9 +233,21 @@ def reprocess_cmd(
             model=model,
             reason=reason,
             limit=limit,
+            estimate_with=estimate_settings(settings.ai),
+            dry_run=dry_run,
+            approve=ask_above(confirm_above, yes),
         )
     if json_out:
         print_json(result.model_dump())
+        return
+    priced = result.ai_cost_estimate
+    if priced is not None and priced.requests:
+        console.print(f"AI cost estimate: {escape(priced.describe())}")
+    if result.dry_run:
+        console.print(
+            f"dry run: {result.would_reset} session(s) would go back to PENDING at "
+            f"{result.stage}; nothing was changed"
+        )
     else:
         console.print(
             f"{result.reset} session(s) back to PENDING at {result.stage}"

@@ -54,6 +54,10 @@ def add(
     ai_model: Annotated[
         str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")
     ] = None,
+    ai_budget: Annotated[
+        str | None,
+        typer.Option("--ai-budget", help="EUR the AI work may cost per period: 50/month, 5/day"),
+    ] = None,
     auth_scope: Annotated[str | None, typer.Option("--auth-scope", help=AUTH_SCOPE_HELP)] = None,
     allow_plain_http_auth: Annotated[
         bool, typer.Option("--allow-plain-http-auth", help=PLAIN_HTTP_HELP)
@@ -70,11 +74,14 @@ def add(
         password_ref=ref,
         timezone=timezone,
         ai_model=ai_model,
+        ai_budget=ai_budget,
         auth_scope=_scope(auth_scope),
         allow_plain_http_auth=allow_plain_http_auth,
     )
     with state(ctx).runtime() as rt:
-        info = add_company(backend(rt), name, settings, CompanyStatus.parse(status))
+        info = add_company(
+            backend(rt), name, settings, CompanyStatus.parse(status), state(ctx).settings.actor
+        )
     if json_out:
         print_json(info)
     else:
@@ -104,6 +111,12 @@ def update(
     ai_model: Annotated[
         str | None, typer.Option("--ai-model", help="Model for AI_ANALYSIS")
     ] = None,
+    ai_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--ai-budget", help="EUR the AI work may cost per period: 50/month, 5/day, none"
+        ),
+    ] = None,
     auth_scope: Annotated[
         str | None,
         typer.Option("--auth-scope", help=AUTH_SCOPE_HELP + "; an empty value clears the list"),
@@ -122,11 +135,12 @@ def update(
         username=username,
         timezone=timezone,
         ai_model=ai_model,
+        ai_budget=ai_budget,
         auth_scope=_scope(auth_scope),
         allow_plain_http_auth=allow_plain_http_auth,
     )
     with state(ctx).runtime() as rt:
-        info = update_company(backend(rt), name, settings)
+        info = update_company(backend(rt), name, settings, state(ctx).settings.actor)
     if json_out:
         print_json(info)
     else:

@@ -20,10 +20,16 @@ from rich.table import Table
 
 from cli.context import backend, handle_errors, state
 from cli.errors import CliError, ExitCode
+from cli.estimates import estimate_settings
 from cli.output import console, err_console, fmt_time, print_json
+from cli.settings import AISettings
 from domain.urls import UrlError, refuse_userinfo
+from processors.ai.estimate import AICostEstimate
 from processors.ingest.importer import outcome_warning
+from processors.service.backend import Backend
+from processors.service.estimate import estimate_new_sessions
 from processors.service.imports import import_csv, import_runs
+from processors.service.lookup import require_company
 from projections.models import ImportRunInfo
 
 
@@ -99,10 +105,16 @@ def import_(
             )
         finally:
             bar.stop()
+        priced = _priced(backend(rt), report, st.settings.ai)
     if json_out:
-        print_json(report)
+        print_json({**report.model_dump(mode="json"), "ai_cost_estimate": priced})
     else:
         _print_run(report, encoding)
+        if priced is not None:
+            console.print(
+                f"  AI cost estimate for analysing these {priced.sessions} session(s): "
+                f"{escape(priced.describe())}"
+            )
     if report.outcome == "error":
         raise CliError(f"import failed: {report.error}", code=ExitCode.SOURCE)
     warning = outcome_warning(report.outcome, report.rows_seen)
@@ -110,6 +122,15 @@ def import_(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if strict and (report.rejected or report.outcome == "empty"):
         raise typer.Exit(int(ExitCode.REJECTED_ROWS))
+
+
+def _priced(b: Backend, report: ImportRunInfo, ai: AISettings) -> AICostEstimate | None:
+    """What the new and changed sessions will cost to analyse; None when there are none."""
+    count = report.new + report.changed
+    if count == 0 or report.outcome == "error":
+        return None
+    company = require_company(b.engine, report.company)
+    return estimate_new_sessions(b, company.company_id, count, estimate_settings(ai))
 
 
 def _check_encoding(name: str) -> None:

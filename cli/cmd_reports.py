@@ -14,9 +14,12 @@ from cli.errors import CliError, ExitCode
 from cli.output import console, fmt_age, fmt_time, print_json, styled_status
 from domain.partitions import PARTITIONS
 from domain.stages import STAGE_ORDER, STATUSES, Stage, Status
+from processors.clock import utc_now
 from processors.service.history import SessionAt, session_at, session_history
 from processors.service.lookup import SessionRef
-from projections.models import FleetInfo, StatusReport
+from processors.service.pauses import switches
+from projections.budgets import budget_standing
+from projections.models import BudgetInfo, FleetInfo, StatusReport
 from projections.queries import failed as failed_query
 from projections.queries import list_sessions, status_report
 
@@ -33,8 +36,29 @@ CompanyOpt = Annotated[str | None, typer.Option("--company", help="Only this com
 
 
 @handle_errors
-def status(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = False) -> None:
+def status(
+    ctx: typer.Context,
+    company: CompanyOpt = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="The counts as they were at this ISO time (UTC if no zone)"),
+    ] = None,
+    between: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--between",
+            help="What changed after the first ISO time and up to the second",
+            metavar="T1 T2",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Where every session is: counts per stage and status, what needs work, what failed."""
+    if at is not None or between is not None:
+        from cli.cmd_status_at import status_then  # it reuses parse_time from here
+
+        status_then(ctx, company, at, between, json_out)
+        return
     with state(ctx).runtime() as rt:
         catch_up(rt)
         info = optional_company(rt, company)
@@ -42,6 +66,13 @@ def status(ctx: typer.Context, company: CompanyOpt = None, json_out: JsonOpt = F
             report = status_report(
                 conn, info.company_id if info else None, info.name if info else None
             )
+            report.budgets = budget_standing(
+                conn, utc_now(), state(ctx).settings.ai_budget, info.company_id if info else None
+            )
+        paused, breakers = switches(backend(rt))
+    if info is not None:
+        paused = [p for p in paused if p.company in (None, info.name)]
+    report = report.model_copy(update={"paused": paused, "breakers": breakers})
     if json_out:
         print_json(report)
     else:
@@ -78,8 +109,11 @@ def _print_status(r: StatusReport) -> None:
             f"[yellow]waiting:[/] {escape(w.company)}: {w.waiting_sessions} sessions — "
             f"{escape(w.reason)}"
         )
+    for b in r.budgets:
+        _print_budget(b)
     for problem in r.import_warnings:
         console.print(f"[yellow]import:[/] {escape(problem.message)}", soft_wrap=True)
+    _print_switches(r)
     if r.fleet is not None:
         _print_fleet(r.fleet)
     if r.recent_failures:
@@ -89,6 +123,50 @@ def _print_status(r: StatusReport) -> None:
             console.print(
                 f"  {escape(f.external_id)}: {f.stage} attempt {f.attempt} — "
                 f"{f.error_type}: {escape(f.error_message or '')} ({retry})"
+            )
+
+
+def _print_budget(b: BudgetInfo) -> None:
+    spent = f"€{b.spent_eur:.2f} of {b.budget}"
+    if b.reached:
+        console.print(
+            f"[yellow]budget reached:[/] {escape(b.scope)}: {spent} — AI_ANALYSIS of "
+            f"{b.waiting_sessions} session(s) waits; resumes on {fmt_time(b.resumes_at)}"
+        )
+    else:
+        console.print(f"AI budget {escape(b.scope)}: {spent} this period")
+
+
+def _print_switches(r: StatusReport) -> None:
+    """The operators' pauses and the breakers that are not closed (a closed one: its last
+    change, dimmed, so an outage that passed is still seen)."""
+    for p in r.paused:
+        who = p.company or "every company"
+        console.print(
+            f"[yellow]paused:[/] {p.stage} for {escape(who)} by {escape(p.actor)} since "
+            f"{fmt_time(p.since)} — {escape(p.reason)}",
+            soft_wrap=True,
+        )
+    for b in r.breakers:
+        head = f"{b.stage} → {escape(b.provider)}"
+        if b.state == "open":
+            console.print(
+                f"[red]circuit breaker open:[/] {head} since {fmt_time(b.since)}, probe at "
+                f"{fmt_time(b.reopens_at)} (cool-down {b.cool_down_seconds:g}s) — "
+                f"{escape(b.reason)}",
+                soft_wrap=True,
+            )
+        elif b.state == "half_open":
+            console.print(
+                f"[yellow]circuit breaker half-open:[/] {head}: one probe by "
+                f"{escape(b.probe_by or '?')} since {fmt_time(b.since)}",
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                f"[dim]circuit breaker closed: {head} since {fmt_time(b.since)} — "
+                f"{escape(b.reason)}[/]",
+                soft_wrap=True,
             )
 
 

@@ -12,9 +12,12 @@ import typer
 from cli.bootstrap import make_reporter, one_daemon_on_sqlite, run_daemon, stage_configs
 from cli.context import catch_up, handle_errors, state
 from cli.errors import CliError, ExitCode
+from cli.metrics import MetricsOptions
 from cli.output import console
+from domain.breaker import BreakerRules
 from domain.stages import WORKER_STAGES, Stage
 from processors.runtime.config import DaemonConfig
+from projections.health import DEFAULT_MAX_LAG_EVENTS
 
 FAIRNESS = ("company", "fifo")
 
@@ -116,6 +119,29 @@ def run(
             "may be taken over",
         ),
     ] = 5.0,
+    no_circuit_breaker: Annotated[
+        bool,
+        typer.Option(
+            "--no-circuit-breaker",
+            help="Keep calling the model server however many calls fail (default: after "
+            "--breaker-ratio of the last --breaker-window attempts failed with 5xx, timeouts or "
+            "connection errors, the stage waits a cool-down, then sends one probe)",
+        ),
+    ] = False,
+    breaker_window: Annotated[
+        int, typer.Option("--breaker-window", min=1, help="Attempts the failure ratio is over")
+    ] = 20,
+    breaker_ratio: Annotated[
+        float,
+        typer.Option("--breaker-ratio", min=0.01, max=1.0, help="Failed share that opens it"),
+    ] = 0.5,
+    breaker_cool_down: Annotated[
+        float,
+        typer.Option("--breaker-cool-down", min=0.1, help="Seconds of the first opening (doubles)"),
+    ] = 30.0,
+    breaker_max_cool_down: Annotated[
+        float, typer.Option("--breaker-max-cool-down", min=0.1, help="Longest cool-down")
+    ] = 600.0,
     fairness: Annotated[
         str,
         typer.Option(
@@ -124,6 +150,28 @@ def run(
             "does not hold up another's fresh sessions; fifo: oldest first whatever the company",
         ),
     ] = "company",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve /metrics (Prometheus), /healthz and /readyz on this port (0: any free "
+            "one; the log line metrics_listening says which)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option("--metrics-host", help="Address the metrics server binds"),
+    ] = "127.0.0.1",
+    ready_max_lag: Annotated[
+        int,
+        typer.Option(
+            "--ready-max-lag",
+            min=0,
+            help="/readyz says not ready while a projection lags the log by more events",
+        ),
+    ] = DEFAULT_MAX_LAG_EVENTS,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
@@ -153,6 +201,18 @@ def run(
         level_interval=max(poll_interval, 2.0),
         fleet_heartbeat=heartbeat,
         company_fairness=fairness == "company",
+        installation_budget=st.settings.ai_budget,
+        circuit_breaker=None
+        if no_circuit_breaker
+        else BreakerRules(
+            window=breaker_window,
+            ratio=breaker_ratio,
+            cool_down=breaker_cool_down,
+            max_cool_down=max(breaker_cool_down, breaker_max_cool_down),
+            # A probe outlasting its stage's timeout and lease has lost its daemon.
+            probe_timeout=configs[Stage.AI_ANALYSIS].timeout
+            + configs[Stage.AI_ANALYSIS].lease_seconds,
+        ),
     )
     if claim_timeout <= heartbeat:
         raise CliError(
@@ -170,6 +230,9 @@ def run(
             csv_interval if csv_interval > 0 else None,
             make_reporter(chosen, verbose),
             claim_timeout,
+            None
+            if metrics_port is None
+            else MetricsOptions(metrics_port, metrics_host, ready_max_lag),
         )
     if summary.next_retry_at is not None and until_idle:
         console.print(

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
 
-from cli import (
-    cmd_analytics,
-    cmd_audit,
-    cmd_company,
-    cmd_demo,
-    cmd_export,
-    cmd_import,
-    cmd_migrate,
-    cmd_ops,
-    cmd_reports,
-    cmd_run,
-    cmd_serve,
-    cmd_workers,
-)
-from cli.cmd_events import events as events_command
-from cli.context import State, handle_errors, state
+from cli.commands import install
+from cli.context import State, fail, handle_errors, state
+from cli.errors import CliError, ExitCode
 from cli.output import console
 from cli.secrets import environment_secrets
 from cli.settings import Settings
+from domain.budget import BudgetError
 
 app = typer.Typer(
     name="livedash",
@@ -54,7 +43,10 @@ def _root(
     ] = None,
 ) -> None:
     environ = dict(os.environ)  # read once: settings and secrets both come from this snapshot
-    settings = Settings.from_env(environ, database_url=database_url, actor=actor)
+    try:
+        settings = Settings.from_env(environ, database_url=database_url, actor=actor)
+    except BudgetError as e:
+        raise fail(CliError(f"LIVEDASH_AI_BUDGET: {e}", code=ExitCode.USAGE)) from None
     ctx.obj = State(settings, environment_secrets(environ))
 
 
@@ -67,23 +59,8 @@ def init(ctx: typer.Context) -> None:
         console.print(f"[green]ready:[/] {rt.config.describe()}")
 
 
-app.add_typer(cmd_company.app, name="company")
-app.add_typer(cmd_ops.projections_app, name="projections")
-app.add_typer(cmd_audit.app, name="audit")
-cmd_import.register(app)
-cmd_reports.register(app)
-cmd_ops.register(app)
-cmd_run.register(app)
-cmd_demo.register(app)
-cmd_analytics.register(app)
-cmd_migrate.register(app)
-cmd_workers.register(app)
-cmd_serve.register(app)
-app.command("export")(cmd_export.export)
-app.command("events")(events_command)
-
-
 def main() -> None:
+    install(app, sys.argv[1:])
     app()
 
 

@@ -15,6 +15,7 @@ from projections.analytics import AnalyticsProjection
 from projections.chain import LogReader
 from projections.companies import CompanyProjection
 from projections.event_index import EventIndexProjection
+from projections.overview_history import OverviewHistoryProjection
 from projections.runner import Projection, ProjectionRunner
 from projections.schema import metadata
 from projections.status import StatusProjection
@@ -96,6 +97,7 @@ def all_projections() -> list[Projection]:
         AnalyticsProjection(),
         AIRequestProjection(),
         EventIndexProjection(),
+        OverviewHistoryProjection(),
     ]
 
 

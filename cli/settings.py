@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.budget import AIBudget, parse_budget
 from processors.ai.pricing import parse_eur_rate
 from processors.ai.ratelimit import ModelLimits, parse_limits
 
@@ -84,6 +85,8 @@ class Settings(BaseModel):
     """Transcript fetches from one host at once (LIVEDASH_FETCH_PER_HOST)."""
     max_csv_bytes: int = Field(default=1 << 30, gt=0)
     ai: AISettings = Field(default_factory=AISettings)
+    ai_budget: AIBudget | None = None
+    """LIVEDASH_AI_BUDGET (``500/month``): the whole installation's cap on AI spend."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -99,6 +102,8 @@ class Settings(BaseModel):
             )
         if env.get("LIVEDASH_FETCH_PER_HOST"):
             values["fetch_per_host"] = env["LIVEDASH_FETCH_PER_HOST"]
+        if env.get("LIVEDASH_AI_BUDGET", "").strip():
+            values["ai_budget"] = parse_budget(env["LIVEDASH_AI_BUDGET"])
         if env.get("LIVEDASH_MAX_CSV_BYTES"):
             values["max_csv_bytes"] = env["LIVEDASH_MAX_CSV_BYTES"]
         values.update({k: v for k, v in overrides.items() if v is not None})

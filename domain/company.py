@@ -7,6 +7,7 @@ the secret itself is resolved at the edge, when a request is made, and never sto
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eventsourcing.domain import Aggregate
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.budget import AIBudget, BudgetPeriod, BudgetStop
 from domain.csv_rows import RowRejection
 from domain.errors import CompanyError
 from domain.urls import UrlError, parse_origin, refuse_userinfo
@@ -166,6 +168,31 @@ class Company(Aggregate):
             aggregate.auth_scope = list(self.auth_scope)
             aggregate.allow_plain_http_auth = self.allow_plain_http_auth
 
+    class AIBudgetChanged(Aggregate.Event):
+        """The company's cap on LLM spend per period (None amount: no cap)."""
+
+        TOPIC = "livedash:Company.AIBudgetChanged"
+        amount_eur: str | None
+        period: str | None
+        actor: str
+        reason: str
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.ai_budget_eur = self.amount_eur
+            aggregate.ai_budget_period = self.period
+
+    class AIBudgetReached(Aggregate.Event):
+        """The moment a daemon found the period's spend at the budget: AI work waits."""
+
+        TOPIC = "livedash:Company.AIBudgetReached"
+        period_start: datetime
+        resumes_at: datetime
+        spent_eur: str
+        budget_eur: str
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.budget_reached_for = self.period_start
+
     class ImportRecorded(Aggregate.Event):
         TOPIC = "livedash:Company.ImportRecorded"
         run: ImportRun
@@ -182,6 +209,12 @@ class Company(Aggregate):
                 aggregate.etag = run.etag
                 aggregate.last_modified = run.last_modified
                 aggregate.content_sha256 = run.content_sha256
+
+    # Class-level defaults: a company loaded from a snapshot taken before budgets existed
+    # has none of these attributes of its own.
+    ai_budget_eur: str | None = None
+    ai_budget_period: str | None = None
+    budget_reached_for: datetime | None = None
 
     def __init__(
         self,
@@ -310,6 +343,41 @@ class Company(Aggregate):
         if len(run.rejections) > MAX_REJECTIONS_KEPT:
             run = run.model_copy(update={"rejections": run.rejections[:MAX_REJECTIONS_KEPT]})
         self.trigger_event(self.ImportRecorded, run=run, timestamp=run.finished_at)
+
+    @property
+    def ai_budget(self) -> AIBudget | None:
+        if self.ai_budget_eur is None or self.ai_budget_period is None:
+            return None
+        return AIBudget(Decimal(self.ai_budget_eur), BudgetPeriod(self.ai_budget_period))
+
+    def set_ai_budget(
+        self, budget: AIBudget | None, actor: str, reason: str, now: datetime
+    ) -> bool:
+        if budget == self.ai_budget:
+            return False
+        self.trigger_event(
+            self.AIBudgetChanged,
+            amount_eur=str(budget.amount_eur) if budget else None,
+            period=budget.period.value if budget else None,
+            actor=actor,
+            reason=reason,
+            timestamp=now,
+        )
+        return True
+
+    def record_budget_reached(self, stop: BudgetStop, now: datetime) -> bool:
+        """Once per period: the first daemon to see the budget reached records it."""
+        if self.budget_reached_for == stop.period_start:
+            return False
+        self.trigger_event(
+            self.AIBudgetReached,
+            period_start=stop.period_start,
+            resumes_at=stop.resumes_at,
+            spent_eur=str(stop.spent_eur),
+            budget_eur=str(stop.budget.amount_eur),
+            timestamp=now,
+        )
+        return True
 
     @property
     def is_active(self) -> bool:

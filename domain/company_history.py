@@ -56,6 +56,12 @@ def describe_company(events: Iterable[Any]) -> list[CompanyHistoryEntry]:
                 "changed": run.changed,
                 "rejected": run.rejected,
             }
+        elif isinstance(event, Company.AIBudgetReached):
+            data = {
+                "spent_eur": event.spent_eur,
+                "budget_eur": event.budget_eur,
+                "resumes_at": event.resumes_at.isoformat(),
+            }
         entries.append(
             CompanyHistoryEntry(
                 version=event.originator_version,

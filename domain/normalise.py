@@ -9,6 +9,7 @@ dict look-ups because these run once per session.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -126,12 +127,15 @@ def _country_pairs() -> Iterable[tuple[str, str]]:
                 yield name, code
 
 
-_COUNTRIES = _table(_country_pairs())
+@functools.cache
+def _countries() -> dict[str, str]:
+    """Built on first use: pycountry's tables cost ~0.1 s, which every CLI start would pay."""
+    return _table(_country_pairs())
 
 
 def country_code(value: str | None) -> str | None:
     """ISO 3166-1 alpha-2 (upper case) for a code, alias or English name; None if unknown."""
-    return _lookup(_COUNTRIES, value)
+    return _lookup(_countries(), value)
 
 
 # ------------------------------------------------------------------------------- languages
@@ -248,19 +252,23 @@ def _language_pairs() -> Iterable[tuple[str, str]]:
                     yield _PARENTHESISED_RE.sub("", name), code  # "Modern Greek (1453-)"
 
 
-_LANGUAGES = _table(_language_pairs())
-_LANGUAGE_CODES: dict[str, str] = {
-    key: code for key, code in _LANGUAGES.items() if len(key) in (2, 3) and key.isascii()
-}
+@functools.cache
+def _languages() -> dict[str, str]:
+    return _table(_language_pairs())
+
+
+@functools.cache
+def _language_codes() -> dict[str, str]:
+    return {key: code for key, code in _languages().items() if len(key) in (2, 3) and key.isascii()}
 
 
 def language_code(value: str | None) -> str | None:
     """ISO 639-1 (lower case) for a code, name or alias; "en-US"/"pt_BR" give the primary tag."""
-    code = _lookup(_LANGUAGES, value)
+    code = _lookup(_languages(), value)
     if code is not None or value is None:
         return code
     tag = _LANGUAGE_TAG_RE.fullmatch(value.strip().casefold())
-    return _LANGUAGE_CODES.get(tag.group(1)) if tag else None
+    return _language_codes().get(tag.group(1)) if tag else None
 
 
 # ------------------------------------------------------------------------------- sentiment

@@ -371,3 +371,24 @@ def analytics_report(
         upstream_tokens=int(tokens or 0),
         upstream_tokens_eur=tokens_eur if tokens_eur is not None else Decimal(0),
     )
+
+
+def analysis_response_means(
+    conn: Connection, company_id: UUID | None, last: int = 1000
+) -> tuple[int, float, float]:
+    """(responses, mean prompt tokens, mean completion tokens) over the last ``last`` paid
+    analysis responses of the company (or of all companies), for cost estimates. The offline
+    analyser's zero-token records are left out: they would make paid work look free."""
+    recent = (
+        select(ai_usage.c.prompt_tokens, ai_usage.c.completion_tokens)
+        .where(ai_usage.c.stage == "AI_ANALYSIS", ai_usage.c.provider != OFFLINE_PROVIDER)
+        .order_by(ai_usage.c.received_at.desc())
+        .limit(last)
+    )
+    if company_id is not None:
+        recent = recent.where(ai_usage.c.company_id == company_id)
+    sub = recent.subquery()
+    n, prompt, completion = conn.execute(
+        select(func.count(), func.avg(sub.c.prompt_tokens), func.avg(sub.c.completion_tokens))
+    ).one()
+    return int(n), float(prompt or 0), float(completion or 0)

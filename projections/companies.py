@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, update
+from sqlalchemy import Connection, delete, insert, update
 
 from domain.company import Company
 from domain.urls import redact
 from projections.runner import Event
-from projections.schema import companies, import_rejections, import_runs
+from projections.schema import companies, company_budgets, import_rejections, import_runs
 from projections.upsert import upsert
 
 COMPANY_EVENTS: tuple[type[Any], ...] = (
@@ -18,13 +19,20 @@ COMPANY_EVENTS: tuple[type[Any], ...] = (
     Company.StatusChanged,
     Company.SettingsChanged,
     Company.ImportRecorded,
+    Company.AIBudgetChanged,
+    Company.AIBudgetReached,
 )
 
 
 class CompanyProjection:
     name = "companies"
     topics = tuple(cls.TOPIC for cls in COMPANY_EVENTS)
-    tables: tuple[str, ...] = (companies.name, import_runs.name, import_rejections.name)
+    tables: tuple[str, ...] = (
+        companies.name,
+        import_runs.name,
+        import_rejections.name,
+        company_budgets.name,
+    )
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         for event in events:
@@ -77,6 +85,31 @@ class CompanyProjection:
                 )
             elif isinstance(event, Company.ImportRecorded):
                 self._import_run(conn, event)
+            elif isinstance(event, Company.AIBudgetChanged):
+                values: dict[str, Any] = {
+                    "budget_eur": Decimal(event.amount_eur) if event.amount_eur else None,
+                    "period": event.period,
+                    "changed_by": event.actor,
+                    "change_reason": event.reason,
+                }
+                self._budget(conn, cid, event.timestamp, values)
+            elif isinstance(event, Company.AIBudgetReached):
+                values = {
+                    "reached_period_start": event.period_start,
+                    "reached_at": event.timestamp,
+                    "resumes_at": event.resumes_at,
+                }
+                self._budget(conn, cid, event.timestamp, values)
+
+    @staticmethod
+    def _budget(conn: Connection, cid: Any, at: Any, values: dict[str, Any]) -> None:
+        changed = conn.execute(
+            update(company_budgets)
+            .where(company_budgets.c.company_id == cid)
+            .values(**values, updated_at=at)
+        )
+        if not changed.rowcount:
+            conn.execute(insert(company_budgets).values(company_id=cid, updated_at=at, **values))
 
     @staticmethod
     def _import_run(conn: Connection, event: Any) -> None:
@@ -127,4 +160,5 @@ class CompanyProjection:
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(import_rejections))
         conn.execute(delete(import_runs))
+        conn.execute(delete(company_budgets))
         conn.execute(delete(companies))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,8 @@ class CompanyInfo(BaseModel):
     auth_scope: list[str] = Field(default_factory=list)
     """Origins besides the CSV source's that receive the credentials."""
     allow_plain_http_auth: bool = False
+    ai_budget: str | None = None
+    """EUR per period (``50/month``) the company's AI work may cost; None: no cap."""
 
 
 class RejectionInfo(BaseModel):
@@ -120,6 +123,22 @@ class WaitingCompany(BaseModel):
     reason: str
 
 
+class BudgetInfo(BaseModel):
+    """A company's (or, ``scope`` ``installation``, everybody's) AI budget in its period."""
+
+    scope: str
+    budget: str
+    """EUR per period: ``50/month``."""
+    spent_eur: Decimal
+    """Paid in the period, plus the estimates of requests whose answer is pending or lost."""
+    period_start: datetime
+    resumes_at: datetime
+    """The end of the period: when AI work goes on if the budget is reached."""
+    reached: bool
+    waiting_sessions: int = 0
+    """Sessions whose AI_ANALYSIS waits for the budget."""
+
+
 class ImportWarning(BaseModel):
     """A company whose last import needs an operator: empty, every row rejected, or failed."""
 
@@ -138,6 +157,35 @@ class FleetInfo(BaseModel):
     """PostgreSQL: partitions no live daemon holds (None on SQLite, which runs one daemon)."""
 
 
+class PauseInfo(BaseModel):
+    """A stage an operator paused (`livedash stage pause`): for every company or one."""
+
+    stage: str
+    company: str | None
+    """None: every company."""
+    reason: str
+    actor: str
+    since: datetime
+
+
+class BreakerInfo(BaseModel):
+    """A stage's circuit breaker against its provider, when not plainly closed."""
+
+    stage: str
+    provider: str
+    state: str
+    """open, half_open or closed."""
+    reason: str
+    since: datetime | None
+    cool_down_seconds: float
+    reopens_at: datetime | None
+    """While open: when one probe may go."""
+    probe_by: str | None
+    """While half-open: the daemon sending the probe."""
+    changed_by: str | None = None
+    """The daemon that recorded the last change."""
+
+
 class StatusReport(BaseModel):
     generated_at: datetime
     company: str | None
@@ -150,6 +198,12 @@ class StatusReport(BaseModel):
     waiting_companies: list[WaitingCompany]
     import_warnings: list[ImportWarning] = Field(default_factory=list)
     fleet: FleetInfo | None = None
+    budgets: list[BudgetInfo] = Field(default_factory=list)
+    """Every AI budget that is set, with its spend; ``reached`` ones hold AI work back."""
+    paused: list[PauseInfo] = Field(default_factory=list)
+    """Stages paused by an operator (from the pipeline's events)."""
+    breakers: list[BreakerInfo] = Field(default_factory=list)
+    """Circuit breakers that opened at least once (from the pipeline's events)."""
 
 
 CompanyInfo.model_rebuild()

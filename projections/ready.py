@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, insert, select
-from sqlalchemy.orm import aliased
 
 from domain.stage_state import StageStates
 from domain.stages import READY_WHEN_PREVIOUS, WORKER_STAGES, Stage, Status, is_ready
@@ -38,7 +37,7 @@ def backfill_ready(conn: Connection) -> None:
     for stage in QUEUED:
         previous = stage.previous
         assert previous is not None
-        prev = aliased(sss)
+        prev = sss.alias()
         rows = (
             select(sss.c.session_id, sss.c.stage, sss.c.company_id, sss.c.updated_at)
             .join(prev, and_(prev.c.session_id == sss.c.session_id, prev.c.stage == previous.value))

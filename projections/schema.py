@@ -177,6 +177,22 @@ companies = Table(
     Column("status_reason", Text),
 )
 
+company_budgets = Table(
+    "company_budgets",
+    metadata,
+    Column("company_id", Uuid, primary_key=True),
+    Column("budget_eur", ExactDecimal),
+    Column("period", String(8)),
+    Column("changed_by", String(255)),
+    Column("change_reason", Text),
+    Column("reached_period_start", UtcDateTime),
+    Column("reached_at", UtcDateTime),
+    Column("resumes_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+"""A company's AI budget and the last time a daemon found it reached (its own table, so a
+database made before budgets gains it by `create_all`, with no column added to `companies`)."""
+
 import_runs = Table(
     "import_runs",
     metadata,
@@ -252,6 +268,32 @@ event_index = Table(
 reads it, then decodes only the events it returns). Status before and after are the
 session's stage status around the event, kept from the session's earlier rows."""
 
+
+overview_buckets = Table(
+    "overview_buckets",
+    metadata,
+    Column("width", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("counts", Text, nullable=False),
+)
+"""The overview's history (projections/overview_history.py): for each bucket width (a day,
+an hour, a minute, a second) and bucket start (epoch seconds), what the events taking effect
+in it did, per company, as canonical JSON: the net change of each (stage, status) count,
+status moves (``FROM>TO``), imports, resets, failures, paid AI calls and their cost. The
+overview at T adds up the days before T's day, then at most 24 hours, 60 minutes and 60
+seconds, plus a replay of T's own second; `status --between` subtracts two such sums. One
+row per bucket, not per company and count: a second of a quiet pipeline holds one event."""
+
+overview_sessions = Table(
+    "overview_sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("company_id", Uuid),
+    Column("eff", UtcDateTime),
+    Column("codes", String(8), nullable=False),
+)
+"""Each session's effective time and five overview codes after its last event: what the
+overview projection needs to know what the session's next event changes."""
 
 # ---------------------------------------------------------------- analytics
 analytics_sessions = Table(

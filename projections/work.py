@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Select, String, cast, exists, func, select
-from sqlalchemy.orm import aliased
 
 from domain.partitions import last_bytes
 from domain.stages import READY_WHEN_PREVIOUS, Stage, Status
@@ -148,7 +147,7 @@ def _pending(
     )
     previous = stage.previous
     if previous is not None:
-        prev = aliased(sss)
+        prev = sss.alias()
         query = query.where(
             exists().where(
                 prev.c.session_id == sss.c.session_id,

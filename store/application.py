@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -24,15 +24,18 @@ from psycopg import sql
 from pydantic import BaseModel
 
 from domain.analysis import Category, Sentiment, SessionAnalysis
+from domain.breaker import BreakerState
 from domain.company import Company, CompanyStatus, CredentialRef, ImportRun, company_id_for
 from domain.csv_rows import RowRejection, SourceRow
 from domain.errors import CompanyError
 from domain.payloads import AIRequestIntent, AIUsage, FetchedTranscript, SessionFields
+from domain.pipeline import PIPELINE_ID, Pipeline, StagePause
 from domain.session import Session
 from domain.stages import Stage, Status
 from domain.transcript import Message
 
 A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,14 @@ MODEL_TRANSCODINGS: tuple[tuple[type[BaseModel], str], ...] = (
     (AIRequestIntent, "ai_request_intent"),
     (SessionAnalysis, "session_analysis"),
     (Message, "message"),
+    (StagePause, "stage_pause"),
+    (BreakerState, "breaker_state"),
 )
 
 
 class LiveDashApp(Application[UUID]):
     name = "LiveDash"
-    snapshotting_intervals = {Company: 50}
+    snapshotting_intervals = {Company: 50, Pipeline: 50}
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what the caller passes: settings are read once, in the CLI, never here."""
@@ -203,6 +208,37 @@ class LiveDashApp(Application[UUID]):
     def record_import(self, company: Company, run: ImportRun) -> None:
         company.record_import(run)
         self.save(company)
+
+    # -------------------------------------------------------------- pipeline
+    def pipeline(self, now: datetime) -> Pipeline:
+        """The installation's stage switches (a fresh, unsaved one before the first)."""
+        try:
+            found: Aggregate = self.repository.get(PIPELINE_ID)
+        except AggregateNotFoundError:
+            return Pipeline.start(now)
+        assert isinstance(found, Pipeline)
+        return found
+
+    def change_pipeline(
+        self, change: Callable[[Pipeline], R], now: datetime, tries: int = 10
+    ) -> tuple[Pipeline, R]:
+        """Applies ``change`` to the latest pipeline and saves it when it returns something
+        true; a concurrent change by another writer is read and ``change`` decides again."""
+        for _ in range(tries - 1):
+            pipeline = self.pipeline(now)
+            result = change(pipeline)
+            if not result:
+                return pipeline, result
+            try:
+                self.save(pipeline)
+            except IntegrityError:
+                continue
+            return pipeline, result
+        pipeline = self.pipeline(now)
+        result = change(pipeline)
+        if result:
+            self.save(pipeline)
+        return pipeline, result
 
     # -------------------------------------------------------------- sessions
     def get_session(self, session_id: UUID) -> Session:

@@ -72,15 +72,28 @@ class OpenAIAnalyserConfig(BaseModel):
 def transcript_budget(cfg: OpenAIAnalyserConfig) -> int:
     """Estimated tokens left for the transcript: the whole request, a repair turn included,
     stays within ``max_prompt_tokens``."""
+    return budget_for_transcript(cfg.max_prompt_tokens, cfg.max_output_tokens)
+
+
+def budget_for_transcript(max_prompt_tokens: int, max_output_tokens: int) -> int:
+    """`transcript_budget` from plain numbers, for estimates made without an API key."""
     fixed = (
-        estimate_tokens(system_prompt(JSON_OBJECT))  # the longer of the two system prompts
-        + estimate_tokens(user_prompt(Transcript("", 1, 0, 0, 0)))
-        + cfg.max_output_tokens  # the previous answer, sent back with a repair request
+        first_request_tokens()
+        + max_output_tokens  # the previous answer, sent back with a repair request
         + estimate_tokens(REPAIR_PROMPT)
         + 260  # the validation error in the repair request (at most 1000 characters)
-        + 4 * MESSAGE_OVERHEAD_TOKENS
+        + 2 * MESSAGE_OVERHEAD_TOKENS
     )
-    return cfg.max_prompt_tokens - fixed
+    return max_prompt_tokens - fixed
+
+
+def first_request_tokens() -> int:
+    """Estimated prompt tokens of a first request apart from the transcript itself."""
+    return (
+        estimate_tokens(system_prompt(JSON_OBJECT))  # the longer of the two system prompts
+        + estimate_tokens(user_prompt(Transcript("", 1, 0, 0, 0)))
+        + 2 * MESSAGE_OVERHEAD_TOKENS
+    )
 
 
 def config_problem(error: ValueError) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.breaker import BreakerRules
+from domain.budget import AIBudget
 from domain.stages import WORKER_STAGES, Stage
 from processors.runtime.retry import RetryPolicy
 
@@ -81,6 +83,13 @@ class DaemonConfig:
     reconnect_max: float = 10.0
     """Longest pause between tries while the database is away."""
     outage_log_interval: float = 30.0
+    installation_budget: AIBudget | None = None
+    """LIVEDASH_AI_BUDGET: a cap on the whole installation's AI spend per period."""
+    circuit_breaker: BreakerRules | None = field(default_factory=BreakerRules)
+    """The breakers' rules (runtime/pauses.py); None: off (`run --no-circuit-breaker`)."""
+    providers: dict[Stage, str] = field(default_factory=dict)
+    """The provider each stage with a breaker calls, as its events name it; no entry: the
+    stage has no breaker."""
 
     def for_stage(self, stage: Stage) -> StageConfig:
         return self.stage_configs.get(stage) or StageConfig()

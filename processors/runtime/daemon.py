@@ -35,16 +35,20 @@ from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import Stage, Status
 from processors.clock import Clock
+from processors.runtime.budgets import PAID_STAGES, BudgetGate
 from processors.runtime.candidates import Candidates
 from processors.runtime.config import DaemonConfig
 from processors.runtime.fleet import FleetMember
-from processors.runtime.flight import InFlight, Outcome
+from processors.runtime.flight import InFlight, Outcome, per_stage
 from processors.runtime.heap import daemon_heap
 from processors.runtime.heartbeat import Heartbeat
+from processors.runtime.idle import daemon_idle
+from processors.runtime.metrics import LoopObserver
 from processors.runtime.outage import Outage, is_database_unavailable, short_error
 from processors.runtime.outcomes import apply_outcome, report_outcome
 from processors.runtime.paid_calls import PaidCalls
-from processors.runtime.reporting import Reporter
+from processors.runtime.pauses import StageGate, claim_room, unpaused_stages
+from processors.runtime.reporting import Reporter, progress
 from processors.runtime.summary import DaemonSummary, count
 from processors.runtime.workpool import WorkPool
 from processors.runtime.writes import WriteQueue
@@ -72,6 +76,7 @@ class Daemon:
         scheduled: Sequence[Callable[[], None]] = (),
         presence: Presence | None = None,
         keeper: PartitionKeeper | None = None,
+        metrics: LoopObserver | None = None,
     ) -> None:
         self.app = app
         self.fleet = FleetMember(presence, keeper, config.fleet_heartbeat)
@@ -86,15 +91,23 @@ class Daemon:
         self.feed = LocalFeed(runner, config.projection_defer, on_news=self.wake.set)
         """The daemon's one window on the read side, with `work` (its queries)."""
         self.work = WorkQueries(runner.engine)
-        self.writes = WriteQueue(app, self.feed.stored)
+        self.metrics = metrics or LoopObserver()
+        """Told what each commit stored and how each turn went (runtime/metrics.py)."""
+        self.writes = WriteQueue(app, self.feed.stored, self.metrics.stored)
         self.paid = PaidCalls(self.wake, self._why_not_start, config.intent_wait, config.usage_wait)
         self.outage = Outage(config.reconnect_max, config.outage_log_interval)
         self.candidates = Candidates(self.processors, config.company_fairness)
         self.in_flight: dict[tuple[UUID, Stage], InFlight] = {}
+        self.gate = StageGate(
+            app, config, list(self.processors), clock, reporter.log, self.in_flight
+        )
+        """Operators' pauses and the circuit breakers (runtime/pauses.py)."""
         self.pools = {
             s: WorkPool(config.for_stage(s).concurrency, f"ld-{s.value}") for s in self.processors
         }
         self.companies: dict[UUID, Company] = {}
+        self.budgets = BudgetGate(runner.engine, app, config.installation_budget, reporter)
+        self.gate.holds = self.budgets.why_wait  # a reached budget holds work as a pause does
         self.summary = DaemonSummary()
         self._stopping = False
         self._lost: list[Outcome] = []
@@ -140,6 +153,7 @@ class Daemon:
                 self.wake.clear()
                 began = time.monotonic()
                 self._guarded(self._tick if not self.offline else self._reconnect)
+                self.metrics.turn(time.monotonic() - began)
                 if self._stopping:
                     self._drain()
                     self.summary.stopped_by = "signal"
@@ -187,7 +201,7 @@ class Daemon:
     def _fleet_beat(self) -> None:
         change = self.fleet.beat(
             (sid for sid, _ in self.in_flight),
-            self._in_flight_per_stage(),
+            per_stage(self.in_flight, self.processors),
             sum(self.summary.completed.values()),
         )
         if change is None:
@@ -206,9 +220,6 @@ class Daemon:
                 live_daemons=change.live,
                 share=change.share,
             )
-
-    def _in_flight_per_stage(self) -> dict[str, int]:
-        return {s.value: sum(1 for k in self.in_flight if k[1] is s) for s in self.processors}
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
         """Runs one step of the loop; a database outage is waited out, not obeyed."""
@@ -257,7 +268,9 @@ class Daemon:
             return "the database is unavailable: nothing starts that could not be recorded"
         if flight is not None and flight.lease_ends - time.monotonic() < flight.lease_margin:
             return "its lease was about to lapse before it started"
-        return None
+        if flight is None:
+            return None
+        return self.gate.why_wait(flight.stage, flight.session.company_id, flight.session.id)
 
     # ---------------------------------------------------------------- loop
     def _tick(self) -> None:
@@ -275,6 +288,7 @@ class Daemon:
         self._gather()
         self.heartbeat.beat(self.in_flight)
         self.writes.flush()
+        self.gate.flush()
         if not self._stopping:
             now_mono = time.monotonic()
             if now_mono - self._last_level >= self.config.level_interval:
@@ -286,7 +300,10 @@ class Daemon:
                 self._level_trigger()
             self._claim()
         self._fleet_beat()
-        self.reporter.tick(self._snapshot())
+        in_flight = per_stage(self.in_flight, self.processors)
+        snapshot = progress(in_flight, self.candidates.sizes(), self.summary)
+        self.metrics.tick(snapshot)
+        self.reporter.tick(snapshot)
 
     def follow_log(self) -> None:
         """Edge trigger: the events the status projection applied since the last turn (ours
@@ -296,21 +313,12 @@ class Daemon:
             mine = self.fleet.mine if self.fleet.partitioned else None
             self.candidates.follow(news, self.clock(), mine)
 
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "in_flight": self._in_flight_per_stage(),
-            "queued": {s.value: n for s, n in self.candidates.sizes().items()},
-            "completed": dict(self.summary.completed),
-            "failed": dict(self.summary.failed),
-            "skipped": dict(self.summary.skipped),
-        }
-
     def _active_companies(self) -> list[UUID]:
         return [cid for cid, c in self.companies.items() if c.is_active]
 
     def _level_trigger(self) -> None:
         found = self.work.due(
-            list(self.processors),
+            unpaused_stages(self.gate, self.processors),
             self.clock(),
             self._active_companies(),
             self.config.claim_batch,
@@ -323,6 +331,8 @@ class Daemon:
     def _refresh_companies(self) -> None:
         ids = list(self.work.company_statuses())
         self.companies = {cid: self.app.get_company(cid) for cid in ids}
+        self.gate.refresh()  # the pipeline's pauses and breakers, as anyone recorded them
+        self.budgets.refresh(self.companies, self.clock())
 
     # --------------------------------------------------------------- claim
     def _claim(self) -> None:
@@ -331,9 +341,14 @@ class Daemon:
         unknown = self.candidates.unknown()
         if unknown:  # another writer's news: its companies, so each waits for its own turn
             self.candidates.learn(self.work.companies_of(unknown))
+        if any(s in PAID_STAGES for s in self.candidates.stages()) or any(
+            stage in PAID_STAGES for _, stage in self.in_flight
+        ):  # queued claims are held back at their start too (`_why_not_start`)
+            self.budgets.refresh_before_claims(self.companies, now)
         for stage in self.candidates.stages():
             cfg = self.config.for_stage(stage)
             free = cfg.max_in_flight - sum(1 for k in self.in_flight if k[1] is stage)
+            free = claim_room(self.gate, self.candidates, stage, free)
             picked = self.candidates.take(
                 stage, min(max(0, free) * 2, self.config.claim_batch), self.in_flight
             )
@@ -347,6 +362,8 @@ class Daemon:
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
+                if self.gate.paused(stage, session.company_id):
+                    continue  # found again by the level trigger once resumed
                 self.candidates.note(session.id, session.company_id)
                 reason = session.skip_reason(stage)
                 if reason or taken < free:
@@ -358,6 +375,7 @@ class Daemon:
                     elif taken < free:
                         attempt = session.start_stage(stage, self.config.worker_id, lease, now)
                         batch.append((session, stage, attempt))
+                        self.gate.claimed(stage, session.id)
                         taken += 1
                     else:
                         # No room: the next round.
@@ -443,6 +461,8 @@ class Daemon:
         if flight is None or future.cancelled():
             return  # abandoned at its timeout and dropped already
         error = future.exception()
+        if not flight.abandoned:  # here, on its thread: a tripped breaker stops its next
+            self.gate.observe(flight.stage, flight.session.id, error)
         self.results.put(Outcome(flight, None if error else future.result(), error))
         self.wake.set()
 
@@ -467,11 +487,9 @@ class Daemon:
                 flight.abandoned = True
                 self.pools[flight.stage].abandon(flight.future)  # its slot is free at once
                 timeout = self.config.for_stage(flight.stage).timeout
-                outcomes.append(
-                    Outcome(
-                        flight, error=StageError("timeout", f"stage took over {timeout:.0f}s", True)
-                    )
-                )
+                late = StageError("timeout", f"stage took over {timeout:.0f}s", True)
+                self.gate.observe(flight.stage, flight.session.id, late)
+                outcomes.append(Outcome(flight, error=late))
         if self._lost:
             self._retry_lost()
         if outcomes:
@@ -543,6 +561,8 @@ class Daemon:
             )
             if busy >= self.config.for_stage(nxt).max_in_flight:
                 break  # the edge trigger brings it back when there is room
+            if not self.gate.open_for(nxt, session.company_id):
+                break  # paused, or its breaker is not closed: claimed by `_claim` if ever
             if self.config.company_fairness and self.candidates.others_waiting(
                 nxt, session.company_id
             ):
@@ -627,33 +647,5 @@ class Daemon:
 
     def idle(self) -> bool:
         """Nothing in hand, nothing due, nothing running elsewhere, no retry within the idle
-        horizon: `run --until-idle` may stop. Brings the projection up to date first."""
-        if self.in_flight or self.candidates or self.paid:
-            return False
-        if self._paid_calls_pending():
-            return False  # a given-up model call may still bring a paid answer to store
-        if self.writes or self._lost:
-            return False
-        if self.feed.unprojected:  # the projection has yet to see our last events
-            self.feed.advance(now=True)
-            self.follow_log()
-            if self.candidates:
-                self.wake.set()  # work for the next turn, not a reason to sleep first
-                return False
-        if self.feed.news_waiting:
-            return False
-        if any(getattr(job, "busy", False) for job in self.scheduled):
-            return False
-        now = self.clock()
-        standing = self.work.standing(list(self.processors), now, self._active_companies())
-        if standing.due:
-            self._last_level = 0.0
-            return False
-        if standing.running_elsewhere:
-            return False
-        wake_at = standing.wake_at
-        if wake_at is not None and wake_at <= now + timedelta(seconds=self.config.idle_horizon):
-            return False
-        self.summary.next_retry_at = wake_at
-        self.summary.stopped_by = "idle"
-        return True
+        horizon: `run --until-idle` may stop (runtime/idle.py)."""
+        return daemon_idle(self)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,3 +51,10 @@ class Outcome:
     flight: InFlight
     output: Any = None
     error: BaseException | None = None
+
+
+def per_stage(
+    in_flight: Mapping[tuple[Any, Stage], InFlight], stages: Iterable[Stage]
+) -> dict[str, int]:
+    """Claims held per stage (every stage of ``stages``, zeros included)."""
+    return {s.value: sum(1 for k in in_flight if k[1] is s) for s in stages}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
@@ -29,6 +30,19 @@ def memory_mb() -> dict[str, float]:
     except (OSError, ValueError, IndexError):
         return {}
     return found
+
+
+def progress(
+    in_flight: dict[str, int], queued: Mapping[Stage, int], summary: DaemonSummary
+) -> dict[str, Any]:
+    """What a turn ended with: the reporters' `tick` and the metrics read it."""
+    return {
+        "in_flight": in_flight,
+        "queued": {s.value: n for s, n in queued.items()},
+        "completed": dict(summary.completed),
+        "failed": dict(summary.failed),
+        "skipped": dict(summary.skipped),
+    }
 
 
 class Reporter(Protocol):

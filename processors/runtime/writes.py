@@ -21,10 +21,11 @@ class Write:
 
 
 class WriteQueue:
-    def __init__(self, app: LiveDashApp, stored: Callable[[Sequence[Recording[UUID]]], None]):
+    def __init__(self, app: LiveDashApp, *stored: Callable[[Sequence[Recording[UUID]]], None]):
         self.app = app
         self.stored = stored
-        """Told what each commit put in the log (the local feed projects it from memory)."""
+        """Told what each commit put in the log (the local feed projects it from memory; the
+        metrics count it)."""
         self._writes: list[Write] = []
 
     def __bool__(self) -> bool:
@@ -58,7 +59,8 @@ class WriteQueue:
         except BaseException:
             self._writes[:0] = writes
             raise
-        self.stored(result.recordings)
+        for told in self.stored:
+            told(result.recordings)
         lost = {a.id for a in result.lost}
         saved = (result.saved_ids | clean) - lost
         for write in writes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from domain.budget import parse_budget
 from domain.company import Company, CompanyStatus, CredentialRef
 from domain.company_history import CompanyHistoryEntry, describe_company
 from domain.urls import UrlError, parse_origin
@@ -26,6 +27,8 @@ class CompanySettings(BaseModel):
     """Origins (``scheme://host[:port]``) that may receive the credentials; on an update, ``[]``
     clears the list. Checked by the use case, after the company is known."""
     allow_plain_http_auth: bool | None = None
+    ai_budget: str | None = None
+    """``50/month``, ``5/day`` (EUR); on an update ``none`` removes the cap."""
 
 
 class CompanyHistory(BaseModel):
@@ -38,15 +41,17 @@ def add_company(
     name: str,
     settings: CompanySettings,
     status: CompanyStatus = CompanyStatus.ACTIVE,
+    actor: str = "unknown",
 ) -> CompanyInfo:
     if settings.csv_url is None:
         raise ServiceError("a company needs a CSV source")
     if settings.password_ref and not settings.username:
         raise ServiceError("a password reference needs --username")
+    now = backend.clock()
     company = Company.register(
         name,
         settings.csv_url,
-        backend.clock(),
+        now,
         username=settings.username,
         password_ref=settings.password_ref,
         timezone=settings.timezone if settings.timezone is not None else "UTC",
@@ -55,12 +60,16 @@ def add_company(
         auth_scope=_origins(settings.auth_scope),
         allow_plain_http_auth=bool(settings.allow_plain_http_auth),
     )
+    if settings.ai_budget is not None:
+        company.set_ai_budget(parse_budget(settings.ai_budget), actor, "set at registration", now)
     backend.app.register_company(company)
     backend.catch_up()
     return company_info(backend, name)
 
 
-def update_company(backend: Backend, name: str, settings: CompanySettings) -> CompanyInfo:
+def update_company(
+    backend: Backend, name: str, settings: CompanySettings, actor: str = "unknown"
+) -> CompanyInfo:
     backend.catch_up()
     require_company(backend.engine, name)
     company = backend.app.get_company(name)
@@ -78,6 +87,8 @@ def update_company(backend: Backend, name: str, settings: CompanySettings) -> Co
             ai_model=s.ai_model,
         )
     company.change_auth_policy(now, _origins(s.auth_scope), s.allow_plain_http_auth)
+    if s.ai_budget is not None:
+        company.set_ai_budget(parse_budget(s.ai_budget), actor, "company update", now)
     backend.app.save(company)
     backend.catch_up()
     return company_info(backend, name)
@@ -128,4 +139,5 @@ def _with_auth(backend: Backend, info: CompanyInfo) -> CompanyInfo:
     company = backend.app.get_company(info.company_id)
     info.auth_scope = list(company.auth_scope)
     info.allow_plain_http_auth = company.allow_plain_http_auth
+    info.ai_budget = str(company.ai_budget) if company.ai_budget else None
     return info

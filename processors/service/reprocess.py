@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel
 
 from domain.errors import DomainError
 from domain.session import Session
 from domain.stages import Stage, Status
+from processors.ai.estimate import AICostEstimate, EstimateSettings
 from processors.service.backend import Backend
 from processors.service.errors import ExitCode, ServiceError
+from processors.service.estimate import causes_analysis, estimate_sessions
 from processors.service.lookup import optional_company
 from projections.queries import list_companies, list_sessions
 
@@ -20,6 +24,15 @@ class ReprocessResult(BaseModel):
     reset: int
     model: str | None
     reason: str
+    dry_run: bool = False
+    would_reset: int = 0
+    """Sessions the command resets (or, with ``dry_run``, would reset)."""
+    ai_cost_estimate: AICostEstimate | None = None
+    """What the AI analyses this causes will cost; None when no estimate was asked for."""
+
+
+Approve = Callable[[int, AICostEstimate | None], None]
+"""Called with the count and the estimate before anything is written; raises to refuse."""
 
 
 def check_stage(stage: Stage) -> None:
@@ -37,23 +50,18 @@ def reprocess(
     model: str | None = None,
     reason: str = "reprocess",
     limit: int = 1_000_000,
+    estimate_with: EstimateSettings | None = None,
+    dry_run: bool = False,
+    approve: Approve | None = None,
 ) -> ReprocessResult:
     """Resets ``stage`` of up to ``limit`` COMPLETED sessions (of ``company``, or all); with
-    ``model``, that company's (or every company's) AI model changes first."""
+    ``model``, that company's (or every company's) AI model changes first. With
+    ``estimate_with``, the AI cost of the resets is priced before anything is written;
+    ``dry_run`` stops there."""
     check_stage(stage)
     backend.catch_up()
     info = optional_company(backend.engine, company)
     now = backend.clock()
-    if model:
-        if info:
-            names = [info.name]
-        else:
-            with backend.engine.connect() as conn:
-                names = [c.name for c in list_companies(conn)]
-        for name in names:
-            c = backend.app.get_company(name)
-            c.change_settings(now, ai_model=model, actor=actor, reason=reason)
-            backend.app.save(c)
     with backend.engine.connect() as conn:
         rows = list_sessions(
             conn, stage, Status.COMPLETED, info.company_id if info else None, limit
@@ -65,8 +73,41 @@ def reprocess(
         except DomainError:
             continue
         reset.append(session)
-        if len(reset) % SAVE_BATCH == 0:
-            backend.app.save_batch(reset[-SAVE_BATCH:])
-    backend.app.save_batch(reset[len(reset) - len(reset) % SAVE_BATCH :])
+    priced = None
+    if estimate_with is not None:
+        analysed = reset if causes_analysis(stage) else []
+        priced = estimate_sessions(backend, analysed, estimate_with, model)
+    result = ReprocessResult(
+        stage=stage.value,
+        reset=0,
+        model=model,
+        reason=reason,
+        dry_run=dry_run,
+        would_reset=len(reset),
+        ai_cost_estimate=priced,
+    )
+    if dry_run:
+        return result
+    if approve is not None:
+        approve(len(reset), priced)
+    if model:
+        _change_models(backend, info.name if info else None, model, actor, reason)
+    for start in range(0, len(reset), SAVE_BATCH):
+        backend.app.save_batch(reset[start : start + SAVE_BATCH])
     backend.catch_up()
-    return ReprocessResult(stage=stage.value, reset=len(reset), model=model, reason=reason)
+    return result.model_copy(update={"reset": len(reset)})
+
+
+def _change_models(
+    backend: Backend, company: str | None, model: str, actor: str, reason: str
+) -> None:
+    if company:
+        names = [company]
+    else:
+        with backend.engine.connect() as conn:
+            names = [c.name for c in list_companies(conn)]
+    now = backend.clock()
+    for name in names:
+        c = backend.app.get_company(name)
+        c.change_settings(now, ai_model=model, actor=actor, reason=reason)
+        backend.app.save(c)
