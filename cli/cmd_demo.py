@@ -89,3 +89,7 @@ def demo(
         f"\nExplore further: [bold]livedash --database-url sqlite:///{db} status[/] "
         "(or sessions, failed, history ID)"
     )
+    console.print(
+        f"Look at it in a browser: [bold]livedash serve --database-url sqlite:///{db}[/] "
+        "then open http://127.0.0.1:8080/"
+    )

@@ -61,6 +61,7 @@ INSTALLERS: dict[str, Installer] = {
     "reprocess": _analytics,
     "migrate-legacy": _register("cli.cmd_migrate"),
     "workers": _register("cli.cmd_workers"),
+    "serve": _register("cli.cmd_serve"),
     "export": _single("cli.cmd_export", "export", "export"),
     "events": _single("cli.cmd_events", "events", "events"),
     "company": _group("cli.cmd_company", "app", "company"),

@@ -10,8 +10,9 @@ from uuid import UUID
 from sqlalchemy import Connection, delete, insert, select
 
 from domain.session import Session
+from projections import cost_rollup
 from projections.runner import Event
-from projections.schema import ai_usage, analytics_sessions, session_questions
+from projections.schema import ai_cost_daily, ai_usage, analytics_sessions, session_questions
 from projections.upsert import upsert
 
 ANALYTICS_EVENTS: tuple[type[Any], ...] = (
@@ -63,7 +64,12 @@ def _row_fields(row: Any) -> dict[str, Any]:
 class AnalyticsProjection:
     name = "analytics"
     topics = tuple(cls.TOPIC for cls in ANALYTICS_EVENTS)
-    tables: tuple[str, ...] = (analytics_sessions.name, session_questions.name, ai_usage.name)
+    tables: tuple[str, ...] = (
+        analytics_sessions.name,
+        session_questions.name,
+        ai_usage.name,
+        ai_cost_daily.name,
+    )
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         ids = sorted({e.originator_id for e in events})
@@ -117,6 +123,7 @@ class AnalyticsProjection:
         self._replace_questions(conn, questions, rows)
         if usages:
             conn.execute(insert(ai_usage), usages)
+            cost_rollup.add_usage(conn, usages)
 
     @staticmethod
     def _load(conn: Connection, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
@@ -161,6 +168,7 @@ class AnalyticsProjection:
         """Nothing is kept between pages."""
 
     def clear(self, conn: Connection) -> None:
+        cost_rollup.clear(conn)
         conn.execute(delete(ai_usage))
         conn.execute(delete(session_questions))
         conn.execute(delete(analytics_sessions))

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, and_, func, not_, select
 
 from projections.schema import (
+    ai_cost_daily,
     ai_requests,
     ai_usage,
     analytics_sessions,
@@ -163,6 +164,56 @@ def costs(
         unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
         rows=rows,
     )
+
+
+def costs_every_way(
+    conn: Connection, period: Period
+) -> dict[Literal["company", "model", "day"], CostReport]:
+    """`costs` by company, by model and by day at once, for whole UTC days (``Period.of``),
+    from the `ai_cost_daily` rollup: a few rows per company, model and day however many
+    requests were made (grouping the requests themselves took 1.8 s at a million)."""
+    d = ai_cost_daily.c
+    query = select(ai_cost_daily, companies.c.name.label("company")).join(
+        companies, companies.c.company_id == d.company_id
+    )
+    if period.start is not None:
+        query = query.where(d.day >= period.start.astimezone(UTC).date().isoformat())
+    if period.end is not None:
+        query = query.where(d.day < period.end.astimezone(UTC).date().isoformat())
+    groups = conn.execute(query).all()
+    lost, lost_eur = _answers_lost(conn, period, None)
+    reports: dict[Literal["company", "model", "day"], CostReport] = {}
+    for by in ("company", "model", "day"):
+        rolled: dict[str, CostRow] = {}
+        for g in groups:
+            key = str(getattr(g, by))
+            row = rolled.setdefault(key, CostRow(key=key, requests=0, prompt_tokens=0,
+                completion_tokens=0, cached_tokens=0, total_tokens=0, cost_eur=None,
+                unknown_cost_requests=0))  # fmt: skip
+            row.requests += int(g.requests)
+            row.prompt_tokens += int(g.prompt_tokens)
+            row.completion_tokens += int(g.completion_tokens)
+            row.cached_tokens += int(g.cached_tokens)
+            row.total_tokens += int(g.total_tokens)
+            row.unknown_cost_requests += int(g.unknown_cost_requests)
+            if g.cost_eur is not None:
+                row.cost_eur = (row.cost_eur or Decimal(0)) + Decimal(g.cost_eur)
+        rows = [rolled[k] for k in sorted(rolled)]
+        requests = sum(r.requests for r in rows)
+        reports[by] = CostReport(
+            requests_answer_lost=lost,
+            cost_eur_answer_lost_estimated=lost_eur,
+            by=by,
+            company=None,
+            start=period.start,
+            end=period.end,
+            requests=requests,
+            total_tokens=sum(r.total_tokens for r in rows),
+            total_cost_eur=known_total([r.cost_eur for r in rows], requests),
+            unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
+            rows=rows,
+        )
+    return reports
 
 
 def _answers_lost(

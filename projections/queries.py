@@ -330,13 +330,19 @@ def failed(
 
 
 def failed_session_ids(
-    conn: Connection, stage: Stage, company_id: UUID | None = None
+    conn: Connection, stage: Stage, company_id: UUID | None = None, error_type: str | None = None
 ) -> list[UUID]:
+    """FAILED sessions of ``stage``; with ``error_type``, only those that failed so (the
+    web page's failure groups; ``"unknown"`` is a failure without a type)."""
     query = select(sss.c.session_id).where(
         and_(sss.c.status == Status.FAILED.value, sss.c.stage == stage.value)
     )
     if company_id is not None:
         query = query.where(sss.c.company_id == company_id)
+    if error_type == "unknown":
+        query = query.where(sss.c.error_type.is_(None))
+    elif error_type is not None:
+        query = query.where(sss.c.error_type == error_type)
     return [r[0] for r in conn.execute(query).all()]
 
 

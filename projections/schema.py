@@ -362,6 +362,25 @@ ai_usage = Table(
     Index("ix_ai_usage_company_received", "company_id", "received_at"),
 )
 
+ai_cost_daily = Table(
+    "ai_cost_daily",
+    metadata,
+    Column("company_id", Uuid, primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("total_tokens", BigInteger, nullable=False),
+    Column("cost_eur", ExactDecimal),
+    Column("unknown_cost_requests", BigInteger, nullable=False),
+)
+"""`ai_usage` rolled up per company, model (as returned, else as requested) and UTC day
+(``YYYY-MM-DD``), kept with it by the analytics projection: the status page's Costs read a
+few hundred of these rows instead of grouping every request. ``cost_eur`` is the exact sum of
+the known costs, NULL while none of the requests had a price."""
+
 ai_requests = Table(
     "ai_requests",
     metadata,

@@ -18,9 +18,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from projections.cost_rollup import backfill
 from projections.ready import backfill_ready
 from projections.schema import (
     ExactDecimal,
+    ai_cost_daily,
     ai_usage,
     analytics_sessions,
     metadata,
@@ -132,7 +134,7 @@ def upgrade_money(engine: Engine) -> bool:
     if not money_outdated(engine):
         return False
     with engine.connect().execution_options(**WRITE) as conn, conn.begin():
-        for table in (ai_usage, session_questions, analytics_sessions):
+        for table in (ai_usage, ai_cost_daily, session_questions, analytics_sessions):
             table.drop(conn, checkfirst=True)
         conn.execute(delete(projection_tracking).where(projection_tracking.c.name == ANALYTICS))
     metadata.create_all(engine)
@@ -146,6 +148,10 @@ def create_schema(engine: Engine) -> None:
     if "session_stage_status" in existing:
         _add_attempts_run(engine)
     _add_indexes(engine, existing)
+    if "ai_cost_daily" not in existing and "ai_usage" in existing:
+        # Analytics built before the cost rollup existed: derive it once from the usage rows.
+        with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            backfill(conn)
     if "stage_ready" not in existing and "session_stage_status" in existing:
         # A status projection built before `stage_ready` existed: derive it once.
         with engine.connect().execution_options(**WRITE) as conn, conn.begin():

@@ -666,5 +666,6 @@ def test_the_demo_runs_offline_and_reads_well_in_a_log(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "── history of " in done.stdout and "── what failed and why ──" in done.stdout
+    assert f"livedash serve --database-url sqlite:///{db}" in done.stdout  # the page's way in
     assert max(len(line) for line in done.stdout.splitlines()) < 400
     assert "…" not in done.stdout

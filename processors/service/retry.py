@@ -17,12 +17,14 @@ SAVE_BATCH = 500
 
 class RetryRequest(BaseModel):
     """Either named ``sessions`` (each retries ``stage``, or its first FAILED/SKIPPED stage), or
-    ``all_failed`` with a ``stage``: every FAILED session of that stage."""
+    ``all_failed`` with a ``stage``: every FAILED session of that stage (with ``error_type``,
+    only those that failed with it: one failure group of the web page)."""
 
     sessions: list[str] = []
     stage: Stage | None = None
     all_failed: bool = False
     company: str | None = None
+    error_type: str | None = None
     reason: str = "manual retry"
 
     def check(self) -> None:
@@ -60,7 +62,9 @@ def retry(backend: Backend, request: RetryRequest, actor: str) -> RetryResult:
         assert request.stage is not None
         info = optional_company(backend.engine, request.company)
         with backend.engine.connect() as conn:
-            ids = failed_session_ids(conn, request.stage, info.company_id if info else None)
+            ids = failed_session_ids(
+                conn, request.stage, info.company_id if info else None, request.error_type
+            )
     else:
         ids = [
             find_session(backend.engine, key, request.company).session_id
