@@ -53,7 +53,7 @@ def serve(
         )
     with st.runtime() as rt:
         catch_up(rt)
-        web = build_app(backend(rt), token)
+        web = build_app(backend(rt), token, st.settings.ai_budget)
         mode = "operators may sign in to act" if token else f"read-only (set {TOKEN_ENV} to act)"
         console.print(f"serving {rt.config.describe()} on http://{host}:{port}/ — {mode}")
         uvicorn.run(web, host=host, port=port, log_level="warning", server_header=False)

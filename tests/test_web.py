@@ -22,11 +22,14 @@ from cli.cmd_serve import is_loopback
 from cli.runtime import Runtime
 from cli.web.app import build_app
 from cli.web.site import _eur
+from domain.budget import AIBudget, BudgetPeriod
 from domain.payloads import AIUsage
 from domain.stages import Stage, Status
 from processors.clock import utc_now
 from processors.service.backend import Backend
+from processors.service.companies import CompanySettings, update_company
 from processors.service.lookup import find_session
+from processors.service.pauses import pause_stage, resume_stage
 from projections import cost_rollup
 from projections.analytics_queries import Period, costs, costs_every_way
 from projections.queries import overview
@@ -352,3 +355,20 @@ def test_serve_answers_metrics_health_and_readiness(web: Web) -> None:
         total = conn.execute(select(func.count()).select_from(sessions_table)).scalar()
     for stage in ("CSV_IMPORT", "QUESTION_EXTRACTION"):  # every session counted once a stage
         assert sum(s.value for s in samples if s.labels["stage"] == stage) == total > 0
+
+
+def test_overview_says_what_holds_work_back(web: Web) -> None:
+    """A pause, a company budget and the installation's budget, as `status` says them."""
+    pause_stage(web.backend, Stage.AI_ANALYSIS, COMPANY, "provider incident 42", "ops-bob")
+    update_company(web.backend, COMPANY, CompanySettings(ai_budget="0/day"), "ops-bob")
+    try:
+        cap = AIBudget(Decimal("25"), BudgetPeriod.MONTH)
+        app = build_app(web.backend, None, cap)
+        page = TestClient(app, follow_redirects=False).get("/").text
+        assert "paused:" in page and "provider incident 42" in page and "ops-bob" in page
+        assert f"budget reached: <strong>{COMPANY}</strong>" in page  # 0/day: reached at once
+        assert "AI budget <strong>installation</strong>" in page and "of 25/month" in page
+    finally:
+        resume_stage(web.backend, Stage.AI_ANALYSIS, COMPANY, "over", "ops-bob")
+        update_company(web.backend, COMPANY, CompanySettings(ai_budget="none"), "ops-bob")
+    assert "paused:" not in web.client(None).get("/").text

@@ -15,13 +15,16 @@ from cli.web import actions, pages
 from cli.web.auth import Auth
 from cli.web.headers import SecurityHeaders
 from cli.web.site import HERE, Site, make_environment, site
+from domain.budget import AIBudget
 from domain.errors import DomainError
 from processors.service.backend import Backend
 from processors.service.errors import ServiceError
 from projections.health import HealthEndpoints, installation_registry
 
 
-def build_app(backend: Backend, admin_token: str | None) -> Starlette:
+def build_app(
+    backend: Backend, admin_token: str | None, installation_budget: AIBudget | None = None
+) -> Starlette:
     """``admin_token`` None: read-only (no sign-in, no actions, no personal data)."""
     routes = [
         Route("/", pages.overview, name="overview"),
@@ -50,7 +53,10 @@ def build_app(backend: Backend, admin_token: str | None) -> Starlette:
         },
     )
     app.state.site = Site(
-        backend=backend, auth=Auth(admin_token, backend.clock), env=make_environment()
+        backend=backend,
+        auth=Auth(admin_token, backend.clock),
+        env=make_environment(),
+        installation_budget=installation_budget,
     )
     return app
 

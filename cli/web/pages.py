@@ -19,7 +19,9 @@ from cli.web.filters import encode_cursor, parse
 from cli.web.site import site
 from processors.service.errors import ServiceError
 from processors.service.history import session_at, session_history
+from processors.service.pauses import switches
 from projections.analytics_queries import Period, costs_every_way, known_total
+from projections.budgets import budget_standing
 from projections.queries import (
     failed,
     import_warnings,
@@ -54,6 +56,8 @@ def overview(request: Request) -> HTMLResponse:
         chart = throughput(conn, now)
         ready = ready_counts(conn)
         retries = next_retries(conn)
+        budgets = budget_standing(conn, now, s.installation_budget)
+    paused, breakers = switches(s.backend)
     lags = s.backend.runner.lag()
     return s.render(
         request,
@@ -64,6 +68,9 @@ def overview(request: Request) -> HTMLResponse:
         lags=lags,
         ready=ready,
         retries=retries,
+        budgets=budgets,
+        paused=paused,
+        breakers=[b for b in breakers if b.state != "closed"],
         now=now,
         refresh=10,
     )

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 
 from cli.output import exact_text, fmt_age, fmt_time
 from cli.web.auth import Auth
+from domain.budget import AIBudget
 from domain.stages import STAGE_ORDER, STATUSES
 from processors.service.backend import Backend
 
@@ -56,6 +57,8 @@ class Site:
     backend: Backend
     auth: Auth
     env: Environment
+    installation_budget: AIBudget | None = None
+    """LIVEDASH_AI_BUDGET, shown beside the companies' budgets on the overview."""
 
     def render(
         self, request: Request, name: str, status_code: int = 200, **ctx: Any
