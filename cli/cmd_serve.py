@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from cli.cmd_status_at import log_source
 from cli.context import backend, catch_up, handle_errors, state
 from cli.output import console, err_console
 from cli.web.app import build_app
@@ -53,7 +54,7 @@ def serve(
         )
     with st.runtime() as rt:
         catch_up(rt)
-        web = build_app(backend(rt), token, st.settings.ai_budget)
+        web = build_app(backend(rt), token, st.settings.ai_budget, log_source(rt))
         mode = "operators may sign in to act" if token else f"read-only (set {TOKEN_ENV} to act)"
         console.print(f"serving {rt.config.describe()} on http://{host}:{port}/ — {mode}")
         uvicorn.run(web, host=host, port=port, log_level="warning", server_header=False)

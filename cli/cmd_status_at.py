@@ -45,10 +45,10 @@ def status_then(
         cid, name = (info.company_id, info.name) if info else (None, None)
         with snapshot(rt.engine) as conn:
             if at_v is not None:
-                report: StatusAt | StatusBetween = status_at(conn, _log(rt), at_v, cid, name)
+                report: StatusAt | StatusBetween = status_at(conn, log_source(rt), at_v, cid, name)
             else:
                 assert window is not None
-                report = status_between(conn, _log(rt), window[0], window[1], cid, name)
+                report = status_between(conn, log_source(rt), window[0], window[1], cid, name)
     if json_out:
         print_json(report)
     elif isinstance(report, StatusAt):
@@ -57,7 +57,7 @@ def status_then(
         _print_between(report)
 
 
-def _log(rt: Runtime) -> LogSource:
+def log_source(rt: Runtime) -> LogSource:
     return LogSource(events_table(rt.config), rt.config.schema or None, rt.app.mapper)
 
 

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from processors.service.lookup import find_session
 from processors.service.pauses import pause_stage, resume_stage
 from projections import cost_rollup
 from projections.analytics_queries import Period, costs, costs_every_way
+from projections.overview_at import LogSource
 from projections.queries import overview
 from projections.schema import ai_cost_daily
 from projections.schema import sessions as sessions_table
@@ -372,3 +373,23 @@ def test_overview_says_what_holds_work_back(web: Web) -> None:
         resume_stage(web.backend, Stage.AI_ANALYSIS, COMPANY, "over", "ops-bob")
         update_company(web.backend, COMPANY, CompanySettings(ai_budget="none"), "ops-bob")
     assert "paused:" not in web.client(None).get("/").text
+
+
+def _log(web: Web) -> LogSource:
+    postgres = web.backend.engine.dialect.name == "postgresql"
+    table = "livedash_events" if postgres else "stored_events"
+    return LogSource(table, None, web.backend.app.mapper)
+
+
+def test_overview_as_of_a_time_is_the_past_and_the_present(web: Web) -> None:
+    client = TestClient(build_app(web.backend, None, None, _log(web)), follow_redirects=False)
+    assert 'id="at-form"' in client.get("/").text
+    before = client.get("/", params={"at": "2000-01-01T00:00:00"})
+    assert before.status_code == 200 and "0 sessions" in before.text
+    now = datetime.now(UTC).isoformat()
+    page = client.get("/", params={"at": now}).text
+    with web.backend.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(sessions_table)).scalar()
+    assert f"{total} sessions" in page and "as of" in page
+    assert client.get("/", params={"at": "yesterday"}).status_code == 400
+    assert "at-form" not in web.client(None).get("/").text  # no log given: not offered

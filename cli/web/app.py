@@ -20,10 +20,14 @@ from domain.errors import DomainError
 from processors.service.backend import Backend
 from processors.service.errors import ServiceError
 from projections.health import HealthEndpoints, installation_registry
+from projections.overview_at import LogSource
 
 
 def build_app(
-    backend: Backend, admin_token: str | None, installation_budget: AIBudget | None = None
+    backend: Backend,
+    admin_token: str | None,
+    installation_budget: AIBudget | None = None,
+    log: LogSource | None = None,
 ) -> Starlette:
     """``admin_token`` None: read-only (no sign-in, no actions, no personal data)."""
     routes = [
@@ -57,6 +61,7 @@ def build_app(
         auth=Auth(admin_token, backend.clock),
         env=make_environment(),
         installation_budget=installation_budget,
+        log=log,
     )
     return app
 

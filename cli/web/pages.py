@@ -22,6 +22,8 @@ from processors.service.history import session_at, session_history
 from processors.service.pauses import switches
 from projections.analytics_queries import Period, costs_every_way, known_total
 from projections.budgets import budget_standing
+from projections.overview_at import snapshot
+from projections.overview_report import status_at
 from projections.queries import (
     failed,
     import_warnings,
@@ -49,6 +51,8 @@ CSV_COLUMNS = (
 
 def overview(request: Request) -> HTMLResponse:
     s = site(request)
+    if request.query_params.get("at"):
+        return overview_at(request, request.query_params["at"])
     with s.backend.engine.connect() as conn:
         report = status_report(conn)
         now = database_now(conn, s.backend.clock)
@@ -71,9 +75,25 @@ def overview(request: Request) -> HTMLResponse:
         budgets=budgets,
         paused=paused,
         breakers=[b for b in breakers if b.state != "closed"],
+        as_of_offered=s.log is not None,
         now=now,
         refresh=10,
     )
+
+
+def overview_at(request: Request, text: str) -> HTMLResponse:
+    """The stage × status counts and what needed work as they were at a time (`status --at`)."""
+    s = site(request)
+    if s.log is None:
+        raise HTTPException(404, "the overview as of a time is not offered by this server")
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise HTTPException(400, f"cannot read the time {text!r}: use 2026-10-01T12:00") from None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    with snapshot(s.backend.engine) as conn:
+        report = status_at(conn, s.log, at, None, None)
+    return s.render(request, "overview_at.html", report=report, at_text=text)
 
 
 def sessions(request: Request) -> HTMLResponse:

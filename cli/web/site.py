@@ -19,6 +19,7 @@ from cli.web.auth import Auth
 from domain.budget import AIBudget
 from domain.stages import STAGE_ORDER, STATUSES
 from processors.service.backend import Backend
+from projections.overview_at import LogSource
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,6 +60,8 @@ class Site:
     env: Environment
     installation_budget: AIBudget | None = None
     """LIVEDASH_AI_BUDGET, shown beside the companies' budgets on the overview."""
+    log: LogSource | None = None
+    """Where the overview as of a time (``/?at=``) replays the log from; None: not offered."""
 
     def render(
         self, request: Request, name: str, status_code: int = 200, **ctx: Any
