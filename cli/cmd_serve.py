@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 import typer
@@ -12,21 +11,13 @@ from cli.cmd_status_at import log_source
 from cli.context import backend, catch_up, handle_errors, state
 from cli.output import console, err_console
 from cli.web.app import build_app
+from processors.net.netguard import is_loopback
 
 TOKEN_ENV = "LIVEDASH_ADMIN_TOKEN"
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve anywhere
 
 
 @handle_errors

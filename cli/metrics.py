@@ -12,9 +12,10 @@ from typing import Any
 
 from cli.errors import CliError, ExitCode
 from cli.runtime import Runtime
+from processors.net.netguard import is_loopback
 from processors.runtime.daemon import Daemon
 from processors.runtime.metrics import DaemonMetrics
-from processors.runtime.metrics_server import MetricsServer, is_loopback
+from processors.runtime.metrics_server import MetricsServer
 from processors.runtime.reporting import Reporter
 from projections.health import DEFAULT_MAX_LAG_EVENTS, HealthEndpoints
 from projections.metrics_collector import StoreGauges

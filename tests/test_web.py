@@ -18,7 +18,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from cli.cmd_serve import is_loopback
 from cli.runtime import Runtime
 from cli.web.app import build_app
 from cli.web.site import _eur
@@ -26,6 +25,7 @@ from domain.budget import AIBudget, BudgetPeriod
 from domain.payloads import AIUsage
 from domain.stages import Stage, Status
 from processors.clock import utc_now
+from processors.net.netguard import is_loopback
 from processors.service.backend import Backend
 from processors.service.companies import CompanySettings, update_company
 from processors.service.lookup import find_session

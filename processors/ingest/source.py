@@ -37,8 +37,9 @@ from domain.urls import (
 )
 from processors.net.credentials import CredentialError, SecretResolver, resolve_password
 from processors.net.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
+from processors.net.netguard import is_loopback
 from processors.net.retry_after import RETRYABLE_STATUS, retry_after_seconds
-from processors.stages.fetch import is_local_source, is_loopback, local_path
+from processors.stages.fetch import is_local_source, local_path
 
 DEFAULT_MAX_CSV_BYTES = 1 << 30
 """1 GiB: far above any real export (a million rows is ~250 MB), far below a machine's memory."""

@@ -144,3 +144,14 @@ class Lookups:
 
 LOOKUPS = Lookups()
 """Shared by every fetcher in the process: a few threads are enough for all of them."""
+
+
+def is_loopback(host: str) -> bool:
+    """Loopback by name or literal address; never resolved (a DNS answer can lie)."""
+    name = host.lower().rstrip(".").strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

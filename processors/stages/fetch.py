@@ -29,7 +29,14 @@ from domain.urls import Origin, format_origin, has_userinfo, origin_of, redact, 
 from processors.clock import utc_now
 from processors.net.credentials import CredentialError, SecretResolver, resolve_password
 from processors.net.http_get import BodyDecodingError, BodyTooLarge, HttpGetClient, Response
-from processors.net.netguard import LOOKUPS, AllowList, BlockedAddress, check_host, resolve
+from processors.net.netguard import (
+    LOOKUPS,
+    AllowList,
+    BlockedAddress,
+    check_host,
+    is_loopback,
+    resolve,
+)
 from processors.net.retry_after import RETRYABLE_STATUS, retry_after_seconds
 from processors.stages.base import StageError, WorkContext, WorkReleased
 
@@ -422,17 +429,6 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_loopback(host: str) -> bool:
-    """Loopback by name or literal address; never resolved (a DNS answer can lie)."""
-    name = host.lower().rstrip(".").strip("[]")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class HostSlots:
