@@ -149,11 +149,21 @@ def costs(
         )
         for r in conn.execute(query).all()
     ]
-    lost, lost_eur = _answers_lost(conn, period, company_id)
+    return _report(rows, by, company, period, _answers_lost(conn, period, company_id))
+
+
+def _report(
+    rows: list[CostRow],
+    by: str,
+    company: str | None,
+    period: Period,
+    lost: tuple[int, Decimal | None],
+) -> CostReport:
+    """The totals of ``rows``, beside the requests whose answer was lost."""
     requests = sum(r.requests for r in rows)
     return CostReport(
-        requests_answer_lost=lost,
-        cost_eur_answer_lost_estimated=lost_eur,
+        requests_answer_lost=lost[0],
+        cost_eur_answer_lost_estimated=lost[1],
         by=by,
         company=company,
         start=period.start,
@@ -181,7 +191,7 @@ def costs_every_way(
     if period.end is not None:
         query = query.where(d.day < period.end.astimezone(UTC).date().isoformat())
     groups = conn.execute(query).all()
-    lost, lost_eur = _answers_lost(conn, period, None)
+    lost = _answers_lost(conn, period, None)
     reports: dict[Literal["company", "model", "day"], CostReport] = {}
     for by in ("company", "model", "day"):
         rolled: dict[str, CostRow] = {}
@@ -198,21 +208,7 @@ def costs_every_way(
             row.unknown_cost_requests += int(g.unknown_cost_requests)
             if g.cost_eur is not None:
                 row.cost_eur = (row.cost_eur or Decimal(0)) + Decimal(g.cost_eur)
-        rows = [rolled[k] for k in sorted(rolled)]
-        requests = sum(r.requests for r in rows)
-        reports[by] = CostReport(
-            requests_answer_lost=lost,
-            cost_eur_answer_lost_estimated=lost_eur,
-            by=by,
-            company=None,
-            start=period.start,
-            end=period.end,
-            requests=requests,
-            total_tokens=sum(r.total_tokens for r in rows),
-            total_cost_eur=known_total([r.cost_eur for r in rows], requests),
-            unknown_cost_requests=sum(r.unknown_cost_requests for r in rows),
-            rows=rows,
-        )
+        reports[by] = _report([rolled[k] for k in sorted(rolled)], by, None, period, lost)
     return reports
 
 
