@@ -8,7 +8,7 @@ at the budget instead of after it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -58,6 +58,19 @@ def spend_since(
     return total
 
 
+def spend_in_periods(conn: Connection, starts: Mapping[UUID, datetime]) -> dict[UUID, Decimal]:
+    """Each company's spend since its own period start, one query pair per distinct start
+    (companies in one timezone with one kind of period share it)."""
+    by_start: dict[datetime, list[UUID]] = {}
+    for cid, start in starts.items():
+        by_start.setdefault(start, []).append(cid)
+    spent: dict[UUID, Decimal] = {}
+    for start, ids in by_start.items():
+        found = spend_since(conn, start, ids)
+        spent.update({cid: found.get(cid, Decimal(0)) for cid in ids})
+    return spent
+
+
 def budget_standing(
     conn: Connection,
     now: datetime,
@@ -72,18 +85,19 @@ def budget_standing(
         .join(company_budgets, company_budgets.c.company_id == companies.c.company_id)
         .where(company_budgets.c.budget_eur.is_not(None))
     ).all()
-    out: list[BudgetInfo] = []
-    for cid, name, timezone, amount, period in rows:
-        if company_id is not None and cid != company_id:
-            continue
-        budget = AIBudget(amount, BudgetPeriod(period))
-        start, _ = budget.window(now, timezone)
-        spent = spend_since(conn, start, [cid]).get(cid, Decimal(0))
-        out.append(_info(conn, name, budget, spent, now, timezone, [cid]))
+    wanted = [r for r in rows if company_id is None or r[0] == company_id]
+    budgets = {r[0]: AIBudget(r[3], BudgetPeriod(r[4])) for r in wanted}
+    spent = spend_in_periods(
+        conn, {cid: budgets[cid].window(now, tz)[0] for cid, _, tz, _, _ in wanted}
+    )
+    out = [
+        _info(conn, name, budgets[cid], spent[cid], now, tz, [cid])
+        for cid, name, tz, _, _ in wanted
+    ]
     if installation is not None:
         start, _ = installation.window(now)
-        spent = sum(spend_since(conn, start).values(), Decimal(0))
-        out.append(_info(conn, INSTALLATION, installation, spent, now, "UTC", None))
+        total = sum(spend_since(conn, start).values(), Decimal(0))
+        out.append(_info(conn, INSTALLATION, installation, total, now, "UTC", None))
     return out
 
 

@@ -22,7 +22,7 @@ from domain.budget import AIBudget, BudgetStop, check_budget
 from domain.company import Company
 from domain.stages import Stage
 from processors.runtime.reporting import Reporter
-from projections.budgets import INSTALLATION, spend_since
+from projections.budgets import INSTALLATION, spend_in_periods, spend_since
 from store.application import LiveDashApp
 
 PAID_STAGES = frozenset({Stage.AI_ANALYSIS})
@@ -75,19 +75,20 @@ class BudgetGate:
         budgeted = {cid: c for cid, c in companies.items() if c.ai_budget is not None}
         stops: dict[UUID, BudgetStop] = {}
         installation_stop = None
+        budgets = {cid: c.ai_budget for cid, c in budgeted.items() if c.ai_budget is not None}
         with self.engine.connect() as conn:
-            for cid, company in budgeted.items():
-                budget = company.ai_budget
-                assert budget is not None
-                start, _ = budget.window(now, company.timezone)
-                spent = spend_since(conn, start, [cid]).get(cid, Decimal(0))
-                stop = check_budget(company.name, budget, spent, now, company.timezone)
+            spent = spend_in_periods(
+                conn, {cid: b.window(now, budgeted[cid].timezone)[0] for cid, b in budgets.items()}
+            )
+            for cid, budget in budgets.items():
+                company = budgeted[cid]
+                stop = check_budget(company.name, budget, spent[cid], now, company.timezone)
                 if stop is not None:
                     stops[cid] = stop
             if self.installation is not None:
                 start, _ = self.installation.window(now)
-                spent = sum(spend_since(conn, start).values(), Decimal(0))
-                installation_stop = check_budget(INSTALLATION, self.installation, spent, now)
+                total = sum(spend_since(conn, start).values(), Decimal(0))
+                installation_stop = check_budget(INSTALLATION, self.installation, total, now)
         for cid, stop in stops.items():
             if cid not in self.stops:
                 self._reached(budgeted[cid], stop, now)
