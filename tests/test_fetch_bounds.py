@@ -321,6 +321,9 @@ def test_a_slow_host_takes_at_most_its_slots_and_other_hosts_go_on() -> None:
         # Meanwhile the slow host never had more than its 4 fetches.
         assert slow.count("/slow.txt") == 4
         assert p.hosts.busy("127.0.0.1") == 4
+        deadline = time.monotonic() + 20  # the 12 refusals finish on busy worker threads
+        while sum(f.done() for f in a) < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
         busy = [f.exception() for f in a if f.done()]
         assert len(busy) == 12
         for e in busy:  # handed back unstarted: no attempt used
