@@ -1,6 +1,8 @@
 """What `livedash events` costs on a large log: filtered queries and the index's catch-up.
 
     python scripts/bench_events.py --events 1000000
+    python scripts/bench_events.py --events 10000000 --keep          # prints the database URL
+    python scripts/bench_events.py --database-url URL --rebuild all  # reuse it: no rewrite
 
 Writes about N events on a fresh PostgreSQL database (10 companies; sessions that go through
 all five stages over 30 days, one in seven with a failed and retried transcript fetch), then:
@@ -8,28 +10,36 @@ all five stages over 30 days, one in seven with a failed and retried transcript 
 - the raw decode rate: the whole log read in pages and decoded, nothing applied (reference);
 - the event index's catch-up rate over the same log (the projection `livedash events` reads);
 - the median time of a few filtered queries as the command runs them (index query, reading
-  and decoding the page's events, the external ids and company names), 100 events each.
+  and decoding the page's events, the external ids and company names), 100 events each;
+- with ``--rebuild``, each named projection rebuilt from position zero, as
+  ``livedash projections rebuild`` does it, as a rate and a share of the raw decode rate.
+
+The queries need only the index and the two projections they read names from
+(``session_status``, ``companies``); the others are caught up only when rebuilt.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchlib import machine, pg_database, source_row
+from benchlib import create_pg_database, machine, pg_database, source_row
 
 from cli.runtime import Runtime
 from domain.company import Company
 from domain.session import Session
 from domain.stages import Stage
 from processors.service.events import query_events
+from projections.companies import CompanyProjection
 from projections.event_index import EVENT_INDEX
 from projections.event_queries import EventQuery
+from projections.status import StatusProjection
 
 COMPANIES = 10
 DAYS = 30
@@ -136,37 +146,104 @@ def sizes(rt: Runtime) -> dict[str, Any]:
     return {"event_index_mb": index / 2**20, "log_mb": log / 2**20}
 
 
+NAMES_FOR_QUERIES = (StatusProjection.name, CompanyProjection.name)
+
+
+@contextlib.contextmanager
+def bench_database(url: str | None, keep: bool) -> Iterator[str]:
+    """A fresh database (dropped afterwards unless ``keep``), or the given one as it is."""
+    if url is not None:
+        yield url
+    elif keep:
+        made = create_pg_database()
+        print(f"kept database: {made}")
+        yield made
+    else:
+        with pg_database() as made:
+            yield made
+
+
+def log_size(rt: Runtime) -> int:
+    return rt.app.recorder.max_notification_id() or 0
+
+
+def catch_up_timed(rt: Runtime, names: list[str]) -> None:
+    for name in names:
+        began = time.perf_counter()
+        applied = rt.runner.catch_up([name])
+        spent = time.perf_counter() - began
+        rate = applied / spent if spent > 0 and applied else 0.0
+        print(f"caught up {name}: {applied:,} events in {spent:.0f} s ({rate:,.0f} events/s)")
+
+
+def rebuild_timed(rt: Runtime, names: list[str], raw: float, total: int) -> None:
+    """Each projection from position zero; its rate is over the whole log it had to read."""
+    print(
+        f"{'rebuild (whole log)':24s} {'seconds':>8s} {'applied':>11s} {'log ev/s':>9s} {'of raw':>7s}"
+    )
+    for name in names:
+        began = time.perf_counter()
+        applied = rt.runner.rebuild(name)
+        spent = time.perf_counter() - began
+        rate = total / spent
+        print(f"{name:24s} {spent:8.0f} {applied:11,d} {rate:9,.0f} {rate / raw:7.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--page-size", type=int, default=2000)
+    parser.add_argument("--database-url", help="reuse a database a --keep run left")
+    parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--rebuild", default="", help="projections to rebuild afterwards, comma-separated, or all"
+    )
     args = parser.parse_args()
     print(machine())
-    with pg_database() as url, Runtime.open(url, create=True) as rt:
-        began = time.perf_counter()
-        written, companies = write_log(rt, args.events)
-        print(f"wrote {written:,} events in {time.perf_counter() - began:.0f} s")
+    with (
+        bench_database(args.database_url, args.keep) as url,
+        Runtime.open(url, create=args.database_url is None) as rt,
+    ):
+        companies: list[uuid.UUID] = []
+        if args.database_url is None:
+            began = time.perf_counter()
+            written, companies = write_log(rt, args.events)
+            print(f"wrote {written:,} events in {time.perf_counter() - began:.0f} s")
+        total = log_size(rt)
+        print(f"log: {total:,} events")
         rt.runner.page_size = args.page_size
         raw = raw_decode_rate(rt, args.page_size)
+        print(f"raw decode (read + decode, nothing applied): {raw:10,.0f} events/s")
         began = time.perf_counter()
         indexed = rt.runner.catch_up([EVENT_INDEX])
-        index_rate = indexed / (time.perf_counter() - began)
-        print(f"raw decode (read + decode, nothing applied): {raw:10,.0f} events/s")
-        print(
-            f"event index catch-up:                        {index_rate:10,.0f} events/s "
-            f"({index_rate / raw:.0%} of raw decode), {indexed:,} events"
-        )
-        began = time.perf_counter()
-        rt.runner.catch_up()  # the other projections: external ids and company names
-        print(f"other projections caught up in {time.perf_counter() - began:.0f} s")
+        spent = time.perf_counter() - began
+        if indexed:
+            index_rate = indexed / spent
+            print(
+                f"event index catch-up:                        {index_rate:10,.0f} events/s "
+                f"({index_rate / raw:.0%} of raw decode), {indexed:,} events"
+            )
+        catch_up_timed(rt, list(NAMES_FOR_QUERIES))
         with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE event_index")
+            if not companies:
+                companies = [
+                    uuid.UUID(str(c))
+                    for c in conn.exec_driver_sql(
+                        "SELECT company_id FROM companies ORDER BY name"
+                    ).scalars()
+                ]
         print({k: round(v, 1) for k, v in sizes(rt).items()})
         print(f"{'query (limit 100)':42s} {'median ms':>10s} {'found':>6s}")
         for label, make in queries(rt, companies).items():
             ms, found = timed(rt, make(), args.runs)
             print(f"{label:42s} {ms:10.1f} {found:6d}")
+        if args.rebuild:
+            names = (
+                list(rt.runner.projections) if args.rebuild == "all" else args.rebuild.split(",")
+            )
+            rebuild_timed(rt, names, raw, total)
 
 
 if __name__ == "__main__":

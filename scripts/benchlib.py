@@ -65,15 +65,20 @@ def _ram_gb() -> float | None:
 
 @contextmanager
 def pg_database() -> Iterator[str]:
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def create_pg_database() -> str:
+    """A new, uniquely named database; its URL (the caller drops it, or keeps it)."""
     name = f"livedash_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
 
 
 @contextmanager
