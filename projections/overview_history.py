@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from projections.bulk import BulkTable
 from projections.overview_fold import OVERVIEW_EVENTS, Change, Track, step
@@ -61,9 +61,13 @@ class OverviewHistoryProjection:
     def __init__(self, cache_sessions: int = 100_000) -> None:
         self.cache_sessions = cache_sessions
         self._sessions: OrderedDict[UUID, Track] = OrderedDict()
+        self._newest: dict[int, int] | None = None
+        """The latest bucket stored per width, once read (None: not known)."""
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
-        self._load(conn, {e.originator_id for e in events})
+        self._load(conn, _stored_before(events))
+        if self._newest is None:
+            self._newest = _newest_buckets(conn)
         cache = self._sessions
         changes: list[Change] = []
         touched: dict[UUID, Track] = {}
@@ -74,7 +78,7 @@ class OverviewHistoryProjection:
             cache.move_to_end(sid)
             if change is not None:
                 changes.append(change)
-        write_changes(conn, changes)
+        write_changes(conn, changes, self._newest)
         SESSION_ROWS.upsert(
             conn, [(sid, t.company_id, t.eff, t.codes) for sid, t in sorted(touched.items())]
         )
@@ -95,10 +99,33 @@ class OverviewHistoryProjection:
 
     def forget(self) -> None:
         self._sessions.clear()
+        self._newest = None
 
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(overview_sessions))
         conn.execute(delete(overview_buckets))
+        self._sessions.clear()
+        self._newest = {}
+
+
+def _stored_before(events: Sequence[Event]) -> set[UUID]:
+    """The sessions of the page that may have a stored row: all but those whose first event
+    here is their creation (a row is written only by a session's earlier events)."""
+    first: dict[UUID, int] = {}
+    for e in events:
+        first.setdefault(e.originator_id, e.originator_version)
+    return {sid for sid, version in first.items() if version > 1}
+
+
+def _newest_buckets(conn: Connection) -> dict[int, int]:
+    """One index probe per width (the key is width, bucket)."""
+    t = overview_buckets.c
+    found: dict[int, int] = {}
+    for width in WIDTHS:
+        newest = conn.execute(select(func.max(t.bucket)).where(t.width == width)).scalar()
+        if newest is not None:
+            found[width] = int(newest)
+    return found
 
 
 Tally = dict[str, dict[str, Any]]
@@ -109,24 +136,19 @@ DELTA = "="
 COST = "$"
 
 
-def write_changes(conn: Connection, changes: Sequence[Change]) -> None:
-    """Adds the changes to their bucket of every width: one row per bucket touched."""
-    tallies: dict[tuple[int, int], Tally] = {}
-    for change in changes:
-        second = second_of(change.eff)
-        company = change.company_id.hex
-        counted = counted_keys(change)
-        for width in WIDTHS:
-            tally = tallies.setdefault((width, second - second % width), {})
-            into = tally.setdefault(company, {})
-            for key, value in counted:
-                if key[0] == COST:
-                    into[key] = str(Decimal(into.get(key, "0")) + value)
-                else:
-                    into[key] = into.get(key, 0) + value
+def write_changes(
+    conn: Connection, changes: Sequence[Change], newest: dict[int, int] | None = None
+) -> None:
+    """Adds the changes to their bucket of every width: one row per bucket touched.
+
+    The changes are summed per second first and the seconds rolled up into the wider
+    buckets (events cluster in time: a page touches few seconds). ``newest``, the latest
+    bucket stored per width when known, spares the read of buckets that cannot exist yet."""
+    tallies = _by_bucket(changes)
     if not tallies:
         return
-    stored = _stored(conn, list(tallies))
+    unknown = [place for place in tallies if newest is None or place[1] <= newest.get(place[0], -1)]
+    stored = _stored(conn, unknown)
     rows: list[tuple[int, int, str]] = []
     gone: list[tuple[int, int]] = []
     for place in sorted(tallies):
@@ -137,9 +159,27 @@ def write_changes(conn: Connection, changes: Sequence[Change]) -> None:
         elif place in stored:
             gone.append(place)
     _upsert(conn, rows)
+    if newest is not None:
+        for width, bucket in tallies:
+            if bucket > newest.get(width, -1):
+                newest[width] = bucket
     t = overview_buckets.c
     for width, bucket in gone:
         conn.execute(delete(overview_buckets).where(t.width == width, t.bucket == bucket))
+
+
+def _by_bucket(changes: Sequence[Change]) -> dict[tuple[int, int], Tally]:
+    seconds: dict[int, Tally] = {}
+    for change in changes:
+        tally = seconds.setdefault(second_of(change.eff), {})
+        into = tally.setdefault(change.company_id.hex, {})
+        for key, value in counted_keys(change):
+            into[key] = into.get(key, 0) + value  # a cost stays a Decimal until encoded
+    tallies: dict[tuple[int, int], Tally] = {(1, sec): t for sec, t in seconds.items()}
+    for width in WIDTHS[:-1]:
+        for sec, tally in seconds.items():
+            merge(tallies.setdefault((width, sec - sec % width), {}), tally)
+    return {place: tally for place, tally in tallies.items() if tally}
 
 
 def counted_keys(change: Change) -> list[tuple[str, Any]]:
@@ -161,7 +201,7 @@ def merge(into: Tally, more: Tally) -> None:
         target = into.setdefault(company, {})
         for key, value in values.items():
             if key.startswith(COST):
-                target[key] = str(Decimal(target.get(key, "0")) + Decimal(value))
+                target[key] = Decimal(target.get(key, 0)) + Decimal(value)
             else:
                 total = target.get(key, 0) + value
                 if total:
@@ -173,7 +213,8 @@ def merge(into: Tally, more: Tally) -> None:
 
 
 def encode(tally: Tally) -> str:
-    return json.dumps(tally, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON: costs as decimal strings, so a rebuild writes the very same text."""
+    return json.dumps(tally, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def decode(text: str) -> Tally:
