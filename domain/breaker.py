@@ -17,9 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Phase = Literal["closed", "open", "half_open"]
 
-COUNTED_ERRORS = frozenset({"server_error", "timeout", "connection_error"})
+COUNTED_ERRORS = frozenset({"server_error", "timeout", "connection_error", "dns_error"})
 """Failures that say the provider is in trouble. A 4xx of bad input, a refusal or invalid
 output says the provider answered: they neither count nor keep a breaker open."""
+
+
+def counts_against_provider(error_type: str) -> bool:
+    """A counted failure: one of `COUNTED_ERRORS`, or a transcript host's 5xx (``http_503``)."""
+    if error_type in COUNTED_ERRORS:
+        return True
+    return error_type.startswith("http_5") and error_type[5:].isdigit()
 
 
 class BreakerRules(BaseModel):

@@ -165,6 +165,12 @@ class Pipeline(Aggregate):
     def breaker(self, stage: Stage, provider: str) -> BreakerState:
         return self.breakers.get(breaker_key(stage, provider)) or BreakerState()
 
+    def breakers_of(self, stage: Stage) -> dict[str, BreakerState]:
+        """Every breaker of ``stage`` recorded so far, by provider (a transcript host has
+        one each)."""
+        prefix = f"{stage.value}/"
+        return {k[len(prefix) :]: v for k, v in self.breakers.items() if k.startswith(prefix)}
+
     def open_breaker(
         self,
         stage: Stage,

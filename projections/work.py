@@ -3,20 +3,47 @@ runs, what wakes next."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Select, String, cast, exists, func, select
+from sqlalchemy import Connection, Engine, Select, String, cast, exists, func, or_, select
 
 from domain.partitions import last_bytes
 from domain.stages import READY_WHEN_PREVIOUS, Stage, Status
+from domain.urls import DEFAULT_PORTS
 from projections.ready import QUEUED
 from projections.schema import companies as companies_table
 from projections.schema import session_stage_status as sss
+from projections.schema import sessions as sessions_table
 from projections.schema import stage_ready
+
+
+def not_from_origins(column: Any, origins: Sequence[str]) -> list[Any]:
+    """The condition that leaves out sessions whose transcript URL is at one of ``origins``
+    (``scheme://host:port``, as the breakers name them). Asked only while a breaker is open."""
+    if not origins:
+        return []
+    url = func.lower(sessions_table.c.transcript_url)
+    matches = [url.like(p, escape="\\") for o in origins for p in origin_patterns(o)]
+    return [~exists().where(sessions_table.c.session_id == column, or_(*matches))]
+
+
+def origin_patterns(origin: str) -> list[str]:
+    """LIKE patterns of the URLs at ``origin``: with or without user info, the port written
+    or (when it is the scheme's default) not, and anything after the authority."""
+    scheme, _, authority = origin.partition("://")
+    host, _, port = authority.rpartition(":")
+    with_port = f"{_like(host)}:{port}"
+    hosts = [with_port, _like(host)] if DEFAULT_PORTS.get(scheme) == int(port) else [with_port]
+    prefixes = [f"{scheme}://{h}" for h in hosts] + [f"{scheme}://%@{h}" for h in hosts]
+    return [p + tail for p in prefixes for tail in ("", "/%", "?%", "#%")]
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def in_partitions(column: Any, partitions: Collection[int] | None) -> list[Any]:
@@ -51,6 +78,7 @@ def due_rows(
     limit: int,
     partitions: Collection[int] | None = None,
     per_company: bool = False,
+    held_origins: Sequence[str] = (),
 ) -> list[Due]:
     """Sessions (with their company) whose ``stage`` a worker should take now.
 
@@ -67,8 +95,8 @@ def due_rows(
     if not companies or limit <= 0 or (partitions is not None and not partitions):
         return []
     if not per_company:
-        return _slices(conn, stage, now, list(companies), limit, partitions)
-    per = [_slices(conn, stage, now, [c], limit, partitions) for c in companies]
+        return _slices(conn, stage, now, list(companies), limit, partitions, held_origins)
+    per = [_slices(conn, stage, now, [c], limit, partitions, held_origins) for c in companies]
     return interleave(per, limit)
 
 
@@ -97,12 +125,14 @@ def _slices(
     companies: list[UUID],
     limit: int,
     partitions: Collection[int] | None,
+    held_origins: Sequence[str] = (),
 ) -> list[Due]:
     one = len(companies) == 1
     base = [
         sss.c.stage == stage.value,
         sss.c.company_id == companies[0] if one else sss.c.company_id.in_(companies),
         *in_partitions(sss.c.session_id, partitions),
+        *not_from_origins(sss.c.session_id, held_origins),
     ]
     slices = [
         select(sss.c.session_id, sss.c.company_id)
@@ -236,12 +266,19 @@ class WorkQueries:
         limit: int,
         partitions: Collection[int] | None = None,
         per_company: bool = False,
+        held_origins: Mapping[Stage, Sequence[str]] | None = None,
     ) -> dict[Stage, list[Due]]:
+        """``held_origins``: per stage, transcript origins whose sessions are left out (their
+        circuit breaker is open)."""
         if not companies:
             return {}
+        held = held_origins or {}
         with self.engine.connect() as conn:
             return {
-                s: due_rows(conn, s, now, companies, limit, partitions, per_company) for s in stages
+                s: due_rows(
+                    conn, s, now, companies, limit, partitions, per_company, held.get(s, ())
+                )
+                for s in stages
             }
 
     def companies_of(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:

@@ -270,7 +270,7 @@ class Daemon:
             return "its lease was about to lapse before it started"
         if flight is None:
             return None
-        return self.gate.why_wait(flight.stage, flight.session.company_id, flight.session.id)
+        return self.gate.why_wait_for(flight.stage, flight.session)
 
     # ---------------------------------------------------------------- loop
     def _tick(self) -> None:
@@ -324,6 +324,7 @@ class Daemon:
             self.config.claim_batch,
             self.fleet.working,
             self.config.company_fairness,
+            {s: self.gate.held_origins(s) for s in self.gate.per_origin},
         )
         for stage, due in found.items():
             self.candidates.add_due(stage, due)
@@ -362,7 +363,9 @@ class Daemon:
                 company = self.companies.get(session.company_id)
                 if company is None or not company.is_active or not session.is_due(stage, now):
                     continue
-                if self.gate.paused(stage, session.company_id):
+                if self.gate.paused(stage, session.company_id) or not self.gate.admits(
+                    stage, session
+                ):
                     continue  # found again by the level trigger once resumed
                 self.candidates.note(session.id, session.company_id)
                 reason = session.skip_reason(stage)
@@ -375,7 +378,7 @@ class Daemon:
                     elif taken < free:
                         attempt = session.start_stage(stage, self.config.worker_id, lease, now)
                         batch.append((session, stage, attempt))
-                        self.gate.claimed(stage, session.id)
+                        self.gate.claimed(stage, session)
                         taken += 1
                     else:
                         # No room: the next round.
@@ -462,7 +465,7 @@ class Daemon:
             return  # abandoned at its timeout and dropped already
         error = future.exception()
         if not flight.abandoned:  # here, on its thread: a tripped breaker stops its next
-            self.gate.observe(flight.stage, flight.session.id, error)
+            self.gate.observe(flight.stage, flight.session, error)
         self.results.put(Outcome(flight, None if error else future.result(), error))
         self.wake.set()
 
@@ -488,7 +491,7 @@ class Daemon:
                 self.pools[flight.stage].abandon(flight.future)  # its slot is free at once
                 timeout = self.config.for_stage(flight.stage).timeout
                 late = StageError("timeout", f"stage took over {timeout:.0f}s", True)
-                self.gate.observe(flight.stage, flight.session.id, late)
+                self.gate.observe(flight.stage, flight.session, late)
                 outcomes.append(Outcome(flight, error=late))
         if self._lost:
             self._retry_lost()
