@@ -275,7 +275,7 @@ class StatusProjection:
                 if k is not None and k.version + 1 == version:
                     tracked[sid] = _Tracked(k.company_id, k.external_id, k.stages, {})
                     self.known_used += 1
-                else:
+                elif version > 1:  # a session's rows are written by its earlier events only
                     missing.append(sid)
                 continue
             cached.before = {}
