@@ -15,6 +15,7 @@ from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.chain import LogReader
 from projections.companies import CompanyProjection
+from projections.erasure import ErasureProjection
 from projections.event_index import EventIndexProjection
 from projections.overview_history import OverviewHistoryProjection
 from projections.runner import Projection, ProjectionRunner
@@ -128,6 +129,7 @@ def all_projections() -> list[Projection]:
         AIRequestProjection(),
         EventIndexProjection(),
         OverviewHistoryProjection(),
+        ErasureProjection(),
     ]
 
 

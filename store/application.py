@@ -297,6 +297,10 @@ class LiveDashApp(Application[UUID]):
                     found[sid] = aggregate
         return [found[sid] for sid in ids if sid in found]
 
+    def stored_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The stored (undecoded) events of up to 500 aggregates."""
+        return self._select_events_of(ids) if ids else []
+
     def _select_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
         """All stored events of the given aggregates, in order, read straight from the
         recorder's table (the library only offers one aggregate per query)."""
