@@ -1,0 +1,181 @@
+"""Erasure of personal data through the real `livedash`, on SQLite and on PostgreSQL: after
+`erase`, no byte of the session's transcript, IP address or analysis is left in any table of
+the database, a rebuild does not bring it back, the hash chain still verifies, and the other
+session keeps its content."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests.conftest import REPO, Livedash
+
+RUN = (
+    "run",
+    "--until-idle",
+    "--idle-horizon",
+    "0",
+    "--csv-interval",
+    "0",
+    "--poll-interval",
+    "0.1",
+)
+
+TRANSCRIPT = """\
+[01.05.2025 12:11:18] User: Hoi, ik ben ziek {m}. Wie moet ik bellen?
+[01.05.2025 12:11:20] Assistant: Wat vervelend! Meld je ziek bij je leidinggevende.
+[01.05.2025 12:13:40] User: Moet ik een doktersbriefje hebben {m}?
+[01.05.2025 12:13:42] Assistant: Nee, pas vanaf de derde ziektedag.
+"""
+ERASED = ("ZEBRAQUAGGA", "203.0.113.77")
+KEPT = ("GIRAFFEOKAPI", "198.51.100.88")
+
+
+def _row(external_id: str, ip: str, marker: str, transcript: str) -> str:
+    return (
+        f"{external_id},01.05.2025 12:11:18,01.05.2025 12:59:00,{ip},NL,dutch,2,happy,no,no,"
+        f"{transcript},3.458,56027,0.0083,Onboarding,Hoi {marker}\n"
+    )
+
+
+def _setup(livedash: Livedash, tmp_path: Path) -> None:
+    key = tmp_path / "master.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode())
+    livedash.env["LIVEDASH_MASTER_KEY_FILE"] = str(key)
+    src = tmp_path / "export"
+    (src / "t").mkdir(parents=True)
+    (src / "t" / "a.txt").write_text(TRANSCRIPT.format(m=ERASED[0]), encoding="utf-8")
+    (src / "t" / "b.txt").write_text(TRANSCRIPT.format(m=KEPT[0]), encoding="utf-8")
+    csv = src / "export.csv"
+    csv.write_text(
+        _row("s-gone", ERASED[1], ERASED[0], "t/a.txt")
+        + _row("s-kept", KEPT[1], KEPT[0], "t/b.txt")
+    )
+    livedash("init")
+    livedash("company", "add", "Acme", "--csv-url", str(csv), "--timezone", "Europe/Amsterdam")
+    livedash("import", str(csv), "--company", "Acme")
+    livedash(*RUN)
+
+
+def _tables_bytes(url: str) -> dict[str, bytes]:
+    """Every row of every table of the database, as raw bytes per table (blobs as stored;
+    on PostgreSQL each row's text form, where bytea shows as hex)."""
+    out: dict[str, bytes] = {}
+    if url.startswith("sqlite"):
+        con = sqlite3.connect(url.split("///", 1)[1])
+        try:
+            names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for name in names:
+                parts = []
+                for r in con.execute(f'SELECT * FROM "{name}"'):
+                    for v in r:
+                        parts.append(v if isinstance(v, bytes) else str(v).encode())
+                out[name] = b"\x00".join(parts)
+        finally:
+            con.close()
+        return out
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as con:
+        names = [
+            n
+            for (n,) in con.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            )
+        ]
+        for name in names:
+            schema, table = name.split(".", 1)
+            rows = con.execute(f'SELECT t::text FROM "{schema}"."{table}" t').fetchall()
+            out[name] = "\x00".join(r[0] for r in rows).encode()
+    return out
+
+
+def _found(url: str, markers: tuple[str, ...]) -> set[tuple[str, str]]:
+    hits = set()
+    for table, data in _tables_bytes(url).items():
+        for m in markers:
+            if m.encode() in data or m.encode().hex().encode() in data:
+                hits.add((table, m))
+    return hits
+
+
+def _json(result: Any) -> Any:
+    return json.loads(result.stdout)
+
+
+def test_erase_leaves_no_plaintext_rebuild_keeps_it_gone_chain_verifies(
+    livedash: Livedash, tmp_path: Path
+) -> None:
+    _setup(livedash, tmp_path)
+    url = livedash.database_url
+    # The log holds neither session's content; the read models hold both.
+    before = _found(url, ERASED + KEPT)
+    assert {m for _, m in before} == set(ERASED + KEPT), before
+    assert not any(t.endswith("events") for t, _ in before), before
+
+    refused = livedash("erase", "s-gone", "--reason", "request 42", check=False)
+    assert refused.code == 2 and "--yes" in refused.stderr  # no terminal: no silent erasure
+    erased = _json(
+        livedash("--actor", "dpo", "erase", "s-gone", "--reason", "request 42", "--yes", "--json")
+    )
+    assert [e["external_id"] for e in erased["erased"]] == ["s-gone"]
+    assert "transcript.text" in erased["fields"] and "row.ip_address" in erased["fields"]
+
+    assert _found(url, ERASED) == set()
+    assert {m for _, m in _found(url, KEPT)} == set(KEPT)  # the other session is untouched
+    livedash("projections", "rebuild")
+    assert _found(url, ERASED) == set()
+    assert {m for _, m in _found(url, KEPT)} == set(KEPT)
+    livedash("audit", "verify")
+    assert "every projection equals" in livedash("projections", "verify").stdout
+
+    history = _json(livedash("history", "s-gone", "--json"))
+    assert history["erased"]["erased_by"] == "dpo"
+    assert history["erased"]["reason"] == "request 42"
+    events = [e["event"] for e in history["events"]]
+    assert events[-1] == "PersonalDataErased" and events.count("StageCompleted") == 4
+    parsed = next(e for e in history["events"] if e["event"] == "SessionParsed")
+    assert parsed["data"]["messages"] == 0  # the messages are gone, their counts stay
+    assert parsed["data"]["fields"]["message_count"] == 4
+    assert "erased on" in livedash("history", "s-gone").stdout
+    kept = _json(livedash("history", "s-kept", "--json"))
+    assert kept["erased"] is None
+    assert next(e for e in kept["events"] if e["event"] == "SessionParsed")["data"]["messages"] == 4
+
+    again = _json(livedash("erase", "s-gone", "--reason", "twice", "--yes", "--json"))
+    assert again["erased"] == [] and len(again["already_erased"]) == 1
+    # A re-import of the erased session's row stores nothing new for it.
+    imported = livedash("import", str(tmp_path / "export" / "export.csv"), "--company", "Acme")
+    assert "changed 0" in imported.stdout
+    assert _found(url, ERASED) == set()
+
+    # Without the master key the database is refused, not read half-blind.
+    del livedash.env["LIVEDASH_MASTER_KEY_FILE"]
+    refused = livedash("status", check=False)
+    assert refused.code == 2 and "master key" in refused.stderr
+
+
+def test_sessions_stored_before_encryption_are_refused_by_name(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")}
+    env["PYTHONPATH"] = str(REPO)
+    livedash = Livedash(f"sqlite:///{tmp_path / 'plain.db'}", tmp_path, env)
+    csv = tmp_path / "export.csv"
+    csv.write_text(_row("s-old", KEPT[1], KEPT[0], ""))
+    assert "unsealed" in livedash("init").stdout
+    livedash("company", "add", "Acme", "--csv-url", str(csv))
+    livedash("import", str(csv), "--company", "Acme")
+    no_key = livedash("erase", "s-old", "--reason", "r", "--yes", check=False)
+    assert no_key.code == 2 and "unsealed" in no_key.stderr
+
+    key = tmp_path / "master.key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode())
+    env["LIVEDASH_MASTER_KEY_FILE"] = str(key)  # encryption on from now on
+    refused = livedash("erase", "s-old", "--reason", "r", "--yes", "--json", check=False)
+    assert refused.code == 1
+    assert "before encryption" in _json(refused)["refused"][0]["reason"]
+    assert "PersonalDataErased" not in livedash("history", "s-old").stdout
