@@ -38,6 +38,19 @@ PERSONAL: dict[str, dict[str, dict[str, Any]]] = {
 """Event topic -> attribute -> field -> its redacted value (``()`` means an empty list)."""
 
 
+def parse_retention(text: str) -> int | None:
+    """``90d`` (days), ``12w`` (weeks) or ``none`` -> days, or None for no retention."""
+    value = text.strip().lower()
+    if value in ("none", "off", ""):
+        return None
+    units = {"d": 1, "w": 7}
+    unit = units.get(value[-1:])
+    number = value[:-1] if unit else value
+    if not number.isdigit() or int(number) < 1:
+        raise ValueError(f"cannot read retention {text!r}: use e.g. 90d, 12w or none")
+    return int(number) * (unit or 1)
+
+
 def field_names() -> list[str]:
     """``attribute.field`` of every personal value, as `PersonalDataErased` records them."""
     names = {

@@ -83,7 +83,15 @@ def started_before(
         return list(conn.execute(query).scalars())
 
 
-def erase_sessions(backend: Backend, ids: Sequence[UUID], actor: str, reason: str) -> ErasureResult:
+def erase_sessions(
+    backend: Backend,
+    ids: Sequence[UUID],
+    actor: str,
+    reason: str,
+    catch_up: bool = True,
+    now: datetime | None = None,
+) -> ErasureResult:
+    """``catch_up``: bring the projections up to date after (a daemon's own feed does it)."""
     keys = backend.app.data_keys
     if keys is None:
         raise ServiceError(
@@ -94,12 +102,13 @@ def erase_sessions(backend: Backend, ids: Sequence[UUID], actor: str, reason: st
         )
     if not reason.strip():
         raise ServiceError("an erasure needs a --reason", code=ExitCode.USAGE)
-    now = backend.clock()
+    now = now or backend.clock()
     result = ErasureResult(actor=actor, reason=reason, erased_at=now, fields=field_names())
     wanted = list(dict.fromkeys(ids))
     for i in range(0, len(wanted), BATCH):
         _erase_batch(backend, wanted[i : i + BATCH], result)
-    backend.catch_up()
+    if catch_up:
+        backend.catch_up()
     return result
 
 
