@@ -15,8 +15,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 
 from cli.runtime import Runtime
+from cli.web.app import build_app
 from domain.company import Company
 from domain.personal import parse_retention
 from domain.session import Session
@@ -221,6 +223,9 @@ def test_retention_erases_sessions_as_they_age_out(database_url: str) -> None:
         assert rt.app.get_session(new.id).erased_at is None
         assert rt.app.get_session(new.id).row.initial_message == "hoi"
         assert sweep.sweep() == 0  # erased once
+        page = TestClient(build_app(b, None)).get(f"/sessions/{old.id}")
+        assert page.status_code == 200
+        assert "Personal data erased on" in page.text and "by retention" in page.text
         clock.advance(30 * 86400)
         assert sweep.sweep() == 1
     finally:
