@@ -88,6 +88,8 @@ class DataKeys:
 
     def __init__(self, engine: Engine, master_key: bytes, cache_size: int = 4096) -> None:
         self.engine = engine
+        self.master_key = master_key
+        """Kept for worker processes of the same run (the legacy migration), nothing else."""
         self._master = AESGCM(master_key)
         self._check = hmac.new(master_key, _CHECK_LABEL, hashlib.sha256).digest()
         self._cache: OrderedDict[UUID, AESGCM] = OrderedDict()
