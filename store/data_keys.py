@@ -14,7 +14,8 @@ import hmac
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from uuid import UUID
 
@@ -32,6 +33,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
 from store.master_key import KEY_BYTES, MasterKeyError
@@ -96,19 +98,30 @@ class DataKeys:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front (see
+        projections/store.py: a deferred one that reads first fails when another writes)."""
+        with (
+            self.engine.connect().execution_options(livedash_write=True) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
     # ---------------------------------------------------------------- master key
     def check_master(self, now: datetime) -> None:
         """Turns encryption on for a database that has no check yet; refuses a wrong key."""
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             found = conn.execute(select(data_key_master.c.key_check)).scalar()
-            if found is None:
+        if found is None:  # two processes may turn it on at once: the first one's stays
+            with self._writing() as conn:
                 _durable(conn)
                 conn.execute(
-                    insert(data_key_master),
+                    _insert_missing(conn, data_key_master),
                     {"id": 1, "key_check": self._check, "created_at": _now_text(now)},
                 )
-                return
-        if not hmac.compare_digest(bytes(found), self._check):
+                found = conn.execute(select(data_key_master.c.key_check)).scalar()
+        if found is None or not hmac.compare_digest(bytes(found), self._check):
             raise MasterKeyError(
                 "the master key is not the one this database's personal data is sealed with"
             )
@@ -165,10 +178,11 @@ class DataKeys:
         missing = [sid for sid in wanted if sid not in keys]
         if not missing:
             return keys
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             found = self._select(conn, missing)
-            new = [sid for sid in missing if sid not in found]
-            if new:
+        new = [sid for sid in missing if sid not in found]
+        if new:
+            with self._writing() as conn:
                 _durable(conn)
                 rows = [
                     {
@@ -192,23 +206,13 @@ class DataKeys:
                 self._cache.popitem(last=False)
         return keys
 
-    def states(self, ids: Iterable[UUID]) -> dict[UUID, str]:
-        """``key``, ``erased`` or ``none`` (no personal data was ever sealed for it)."""
-        wanted = list(dict.fromkeys(ids))
-        with self.engine.connect() as conn:
-            found = self._select(conn, wanted)
-        return {
-            sid: "none" if sid not in found else ("erased" if found[sid] is None else "key")
-            for sid in wanted
-        }
-
     def erase(self, ids: Iterable[UUID], now: datetime) -> None:
         """Deletes the keys (and leaves tombstones); SQLite overwrites the deleted bytes."""
         given = list(dict.fromkeys(ids))
         wanted = [str(sid) for sid in given]
         if not wanted:
             return
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA secure_delete = ON")
             _durable(conn)
@@ -230,11 +234,8 @@ class DataKeys:
                 self._cache.pop(sid, None)
 
 
-def _insert_missing(conn: Connection) -> Executable:
+def _insert_missing(conn: Connection, table: Table = session_data_keys) -> Executable:
+    """INSERT that leaves an existing row (same key) as it is."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(session_data_keys).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(session_data_keys).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
