@@ -19,7 +19,7 @@ from domain.analysis import SessionAnalysis
 from domain.csv_rows import SourceRow
 from domain.errors import InvalidReset, StageAlreadyRunning, StageNotReady, StaleAttempt
 from domain.payloads import AIRequestIntent, AIUsage, FetchedTranscript, SessionFields
-from domain.personal import redact_session
+from domain.personal import redact_attribute, redact_session
 from domain.stage_state import (
     StageStates,
     new_states,
@@ -247,6 +247,8 @@ class Session(Aggregate):
         actor: str
         reason: str
         fields: list[str]
+        row_fingerprint: str
+        """Of the redacted row: what the read models keep instead of the original's."""
 
         def apply(self, aggregate: Session) -> None:
             aggregate.erased_at = self.timestamp
@@ -621,8 +623,14 @@ class Session(Aggregate):
         """Records the erasure (the store deleted the key first); False when already erased."""
         if self.erased_at is not None:
             return False
+        redacted = redact_attribute(self.Imported.TOPIC, "row", self.row)
         self.trigger_event(
-            self.PersonalDataErased, actor=actor, reason=reason, fields=fields, timestamp=now
+            self.PersonalDataErased,
+            actor=actor,
+            reason=reason,
+            fields=fields,
+            row_fingerprint=redacted.fingerprint(),
+            timestamp=now,
         )
         return True
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from domain.personal import REDACTED_SUMMARY
 from domain.session import Session
@@ -32,8 +32,10 @@ class ErasureProjection:
 
     def apply(self, conn: Connection, events: Sequence[Event]) -> None:
         rows: dict[UUID, dict[str, Any]] = {}
+        fingerprints: dict[UUID, str] = {}
         event: Any
         for event in events:
+            fingerprints[event.originator_id] = event.row_fingerprint
             rows.setdefault(
                 event.originator_id,
                 {
@@ -47,6 +49,14 @@ class ErasureProjection:
         ids = sorted(rows)
         for i in range(0, len(ids), 500):
             scrub(conn, ids[i : i + 500])
+        # The original row's fingerprint is a hash of its personal values: the redacted
+        # row's, as a rebuild computes it.
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.session_id == bindparam("sid"))
+            .values(row_fingerprint=bindparam("fp")),
+            [{"sid": sid, "fp": fp} for sid, fp in fingerprints.items()],
+        )
 
     def forget(self) -> None:
         """Nothing is kept between pages."""
