@@ -9,6 +9,8 @@ import base64
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -233,3 +235,22 @@ def test_retention_erases_sessions_as_they_age_out(database_url: str) -> None:
         assert sweep.sweep() == 1
     finally:
         rt.close()
+
+
+def test_the_encryption_benchmark_produces_every_figure(tmp_path: Path) -> None:
+    """At a tiny size, so the benchmark never rots; its numbers are not judged here."""
+    out = tmp_path / "seal.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_encryption.py"), "--sessions", "20",
+         "--runs", "1", "--kinds", "sqlite", "--out", str(out)],
+        cwd=REPO, capture_output=True, timeout=300, check=True,
+    )  # fmt: skip
+    figures = json.loads(out.read_text())["sqlite"]
+    assert set(figures) == {
+        "pipeline_sessions_per_s",
+        "write_events_per_s",
+        "read_events_per_s",
+        "decode_us_per_event",
+        "encode_decode_us_per_event",
+    }
+    assert all(f["plain"]["median"] > 0 and f["sealed"]["median"] > 0 for f in figures.values())
