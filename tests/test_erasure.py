@@ -22,10 +22,13 @@ from starlette.testclient import TestClient
 from cli.runtime import Runtime
 from cli.web.app import build_app
 from domain.company import Company
+from domain.payloads import FetchedTranscript
 from domain.personal import parse_retention
 from domain.session import Session
+from domain.stages import Stage
 from processors.runtime.retention import RetentionSweep
 from processors.service.backend import Backend
+from processors.service.erase import erase_sessions
 from tests.conftest import REPO, Livedash
 from tests.factories import T0, Clock, row
 
@@ -254,3 +257,39 @@ def test_the_encryption_benchmark_produces_every_figure(tmp_path: Path) -> None:
         "encode_decode_us_per_event",
     }
     assert all(f["plain"]["median"] > 0 and f["sealed"]["median"] > 0 for f in figures.values())
+
+
+def test_personal_data_arriving_after_the_erasure_is_not_stored(database_url: str) -> None:
+    """A fetch that finishes after the erasure: its event is stored without a ciphertext, no
+    new key is made, and the transcript reads redacted; the log holds no byte of it."""
+    rt = Runtime.open(database_url, create=True, master_key=os.urandom(32))
+    try:
+        clock = Clock(T0)
+        b = Backend(rt.app, rt.engine, rt.runner, clock)
+        company = rt.app.register_company(Company.register("Acme", "/tmp/x.csv", clock()))
+        session = Session.import_row(company.id, row("late"), "t", clock())
+        rt.app.save_batch([session])
+        rt.runner.catch_up()
+        assert [e.external_id for e in erase_sessions(b, [session.id], "dpo", "r").erased] == [
+            "late"
+        ]
+        again = rt.app.get_session(session.id)
+        attempt = again.start_stage(
+            Stage.TRANSCRIPT_FETCH, "w", clock() + timedelta(minutes=1), clock()
+        )
+        text = "User: LATEARRIVALMARK"
+        transcript = FetchedTranscript(
+            url="https://t.example/late", text=text, sha256="0" * 64, size=len(text),
+            content_type="text/plain", fetched_at=clock(),
+        )  # fmt: skip
+        again.record_transcript(attempt, transcript, clock(), {})
+        assert not rt.app.save_batch([again]).lost
+        rt.runner.catch_up()
+        assert rt.app.get_session(session.id).transcript.text == ""
+        stored = rt.app.stored_events_of([session.id])
+        assert not any(b"LATEARRIVALMARK" in s.state for s in stored)
+        assert rt.app.data_keys is not None
+        assert rt.app.data_keys.read([session.id]) == {session.id: None}
+        assert _found(database_url, ("LATEARRIVALMARK",)) == set()
+    finally:
+        rt.close()
