@@ -232,6 +232,19 @@ class DataKeys:
         with self._lock:
             for sid in given:
                 self._cache.pop(sid, None)
+        if self.engine.dialect.name == "sqlite":
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Best effort: moves the pages into the database file (where `secure_delete` zeroed
+        the key) and empties the WAL, which still holds them. A reader at that moment (a
+        daemon) keeps them there until a later checkpoint; the erasure does not wait long."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout = 1000")
+            try:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+            finally:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
 
 
 def _insert_missing(conn: Connection, table: Table = session_data_keys) -> Executable:

@@ -120,6 +120,26 @@ def _found(url: str, markers: tuple[str, ...]) -> set[tuple[str, str]]:
     return hits
 
 
+def _wrapped_key(url: str, external_id: str) -> bytes:
+    """The session's data key as stored (wrapped), read as a user at a SQL prompt would."""
+    query = (
+        "SELECT k.wrapped_key FROM session_data_keys k JOIN sessions s "
+        "ON replace(k.session_id, '-', '') = replace(CAST(s.session_id AS TEXT), '-', '') "
+        f"WHERE s.external_id = '{external_id}'"
+    )
+    if url.startswith("sqlite"):
+        con = sqlite3.connect(url.split("///", 1)[1])
+        try:
+            found = con.execute(query).fetchone()
+        finally:
+            con.close()
+    else:
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as pg:
+            found = pg.execute(query).fetchone()
+    assert found is not None and found[0]
+    return bytes(found[0])
+
+
 def _json(result: Any) -> Any:
     return json.loads(result.stdout)
 
@@ -134,9 +154,16 @@ def test_erase_leaves_no_plaintext_rebuild_keeps_it_gone_chain_verifies(
     assert {m for _, m in before} == set(ERASED + KEPT), before
     assert not any(t.endswith("events") for t, _ in before), before
 
+    wrapped = _wrapped_key(url, "s-gone")
     erased = _json(
         livedash("--actor", "dpo", "erase", "s-gone", "--reason", "request 42", "--yes", "--json")
     )
+    tables = _tables_bytes(url).values()
+    assert not any(wrapped in t or wrapped.hex().encode() in t for t in tables)  # key gone
+    if url.startswith("sqlite"):  # not even in the file's free pages or the WAL
+        path = Path(url.split("///", 1)[1])
+        files = [path, Path(f"{path}-wal")]
+        assert not any(wrapped in f.read_bytes() for f in files if f.exists())
     assert [e["external_id"] for e in erased["erased"]] == ["s-gone"]
     assert "transcript.text" in erased["fields"] and "row.ip_address" in erased["fields"]
 
