@@ -11,12 +11,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 from starlette.testclient import TestClient
 
 from cli.runtime import Runtime
@@ -318,5 +320,27 @@ def test_personal_data_arriving_after_the_erasure_is_not_stored(database_url: st
         assert rt.app.data_keys is not None
         assert rt.app.data_keys.read([session.id]) == {session.id: None}
         assert _found(database_url, ("LATEARRIVALMARK",)) == set()
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sealed_value_opens_only_in_its_own_event(database_url: str) -> None:
+    """The associated data binds a ciphertext to its originator, version and topic: copied
+    into another session's event it does not open (the value reads redacted)."""
+    rt = Runtime.open(database_url, create=True, master_key=os.urandom(32))
+    try:
+        clock = Clock(T0)
+        a = Session.import_row(uuid.uuid4(), row("a", initial_message="SECRET-A"), "t", clock())
+        b = Session.import_row(uuid.uuid4(), row("b", initial_message="other"), "t", clock())
+        rt.app.save_batch([a, b])
+        stored = {s.originator_id: s for s in rt.app.stored_events_of([a.id, b.id])}
+        sa, sb = stored[a.id], stored[b.id]
+        assert b"SECRET-A" not in sa.state and b'"_sealed_"' in sa.state
+        assert rt.app.mapper.to_domain_event(sa).row.initial_message == "SECRET-A"
+        state_b = json.loads(sb.state)
+        state_b["_sealed_"] = json.loads(sa.state)["_sealed_"]
+        moved = StoredEvent(sb.originator_id, 1, sb.topic, json.dumps(state_b).encode())
+        assert rt.app.mapper.to_domain_event(moved).row.initial_message is None
     finally:
         rt.close()
