@@ -199,6 +199,14 @@ def test_erase_leaves_no_plaintext_rebuild_keeps_it_gone_chain_verifies(
     assert "changed 0" in imported.stdout
     assert _found(url, ERASED) == set()
 
+    # Retention: the daemon erases what started longer ago than the company keeps it.
+    updated = _json(livedash("company", "update", "Acme", "--retain-transcripts", "1d", "--json"))
+    assert updated["retain_transcripts"] == "1d"
+    livedash(*RUN)
+    assert _json(livedash("history", "s-kept", "--json"))["erased"]["erased_by"] == "retention"
+    assert _found(url, ERASED + KEPT) == set()
+    livedash("audit", "verify")
+
 
 def test_sessions_stored_before_encryption_are_refused_by_name(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDASH_")}
@@ -221,8 +229,6 @@ def test_sessions_stored_before_encryption_are_refused_by_name(tmp_path: Path) -
     assert "PersonalDataErased" not in livedash("history", "s-old").stdout
     unconfirmed = livedash("erase", "s-old", "--reason", "r", check=False)
     assert unconfirmed.code == 2 and "--yes" in unconfirmed.stderr  # no terminal: no erasure
-    updated = _json(livedash("company", "update", "Acme", "--retain-transcripts", "90d", "--json"))
-    assert updated["retain_transcripts"] == "90d"
 
     # Once sealing is on, a process without the master key is refused, not half-blind.
     del env["LIVEDASH_MASTER_KEY_FILE"]
