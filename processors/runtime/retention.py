@@ -19,6 +19,7 @@ from sqlalchemy import select
 from processors.clock import Clock
 from processors.service.backend import Backend
 from processors.service.erase import erase_sessions, started_before
+from processors.service.errors import ServiceError
 from projections.schema import companies
 
 ACTOR = "retention"
@@ -68,14 +69,18 @@ class RetentionSweep:
             ]
             if not due:
                 continue
-            result = erase_sessions(
-                self.backend,
-                due,
-                ACTOR,
-                f"retention: personal data kept {days} days",
-                catch_up=False,
-                now=now,
-            )
+            try:
+                result = erase_sessions(
+                    self.backend,
+                    due,
+                    ACTOR,
+                    f"retention: personal data kept {days} days",
+                    catch_up=False,
+                    now=now,
+                )
+            except ServiceError as e:  # busy sessions: the next sweep records what is left
+                self.log("retention_incomplete", company_id=str(company_id), error=e.message)
+                continue
             erased += len(result.erased)
             for r in result.refused:
                 self._refused.add(r.session_id)
