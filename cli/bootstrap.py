@@ -36,7 +36,9 @@ from processors.runtime.config import DaemonConfig, StageConfig
 from processors.runtime.daemon import Daemon
 from processors.runtime.metrics import DaemonMetrics
 from processors.runtime.reporting import JsonLogReporter, Reporter, TerminalReporter
+from processors.runtime.retention import RetentionSweep
 from processors.runtime.summary import DaemonSummary
+from processors.service.backend import Backend
 from processors.stages.analysis import Analyser, AnalysisProcessor, QuestionExtractionProcessor
 from processors.stages.base import StageProcessor
 from processors.stages.creation import SessionCreationProcessor
@@ -236,6 +238,8 @@ def run_daemon(
             CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
         )
     scheduled.append(ChainKeeper(log_reader(rt)))
+    if rt.app.data_keys is not None:
+        scheduled.append(RetentionSweep(Backend(rt.app, rt.engine, rt.runner), reporter.log))
     # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
     presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
     keeper = None

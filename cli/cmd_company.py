@@ -58,6 +58,13 @@ def add(
         str | None,
         typer.Option("--ai-budget", help="EUR the AI work may cost per period: 50/month, 5/day"),
     ] = None,
+    retain_transcripts: Annotated[
+        str | None,
+        typer.Option(
+            "--retain-transcripts",
+            help="Erase sessions' personal data this long after they started: 90d, 12w, none",
+        ),
+    ] = None,
     auth_scope: Annotated[str | None, typer.Option("--auth-scope", help=AUTH_SCOPE_HELP)] = None,
     allow_plain_http_auth: Annotated[
         bool, typer.Option("--allow-plain-http-auth", help=PLAIN_HTTP_HELP)
@@ -75,6 +82,7 @@ def add(
         timezone=timezone,
         ai_model=ai_model,
         ai_budget=ai_budget,
+        retain_transcripts=retain_transcripts,
         auth_scope=_scope(auth_scope),
         allow_plain_http_auth=allow_plain_http_auth,
     )
@@ -117,6 +125,13 @@ def update(
             "--ai-budget", help="EUR the AI work may cost per period: 50/month, 5/day, none"
         ),
     ] = None,
+    retain_transcripts: Annotated[
+        str | None,
+        typer.Option(
+            "--retain-transcripts",
+            help="Erase sessions' personal data this long after they started: 90d, 12w, none",
+        ),
+    ] = None,
     auth_scope: Annotated[
         str | None,
         typer.Option("--auth-scope", help=AUTH_SCOPE_HELP + "; an empty value clears the list"),
@@ -136,6 +151,7 @@ def update(
         timezone=timezone,
         ai_model=ai_model,
         ai_budget=ai_budget,
+        retain_transcripts=retain_transcripts,
         auth_scope=_scope(auth_scope),
         allow_plain_http_auth=allow_plain_http_auth,
     )

@@ -53,7 +53,7 @@ def demo(
     demo_state = State(st.settings.model_copy(update={"database_url": url}), st.secrets)
     heading("[bold]LiveDash demo")
     console.print(f"database: {db}   data: {folder}")
-    with Runtime.open(url, create=True) as rt:
+    with Runtime.open(url, create=True, master_key=st.settings.master_key_bytes) as rt:
         company = rt.app.register_company(
             Company.register(DEMO_COMPANY, str(csv_file), utc_now(), timezone="Europe/Amsterdam")
         )

@@ -64,13 +64,15 @@ class _Bar:
             self.bar = None
 
 
-def _open_target(database_url: str, dry_run: bool) -> Runtime | None:
+def _open_target(
+    database_url: str, dry_run: bool, master_key: bytes | None = None
+) -> Runtime | None:
     """The store to migrate into. A real run creates its tables (like `init`); a dry run writes
     nothing, so a store that does not exist yet simply has nothing in it."""
     if not dry_run:
-        return Runtime.open(database_url, create=True)
+        return Runtime.open(database_url, create=True, master_key=master_key)
     try:
-        return Runtime.open(database_url, create=False)
+        return Runtime.open(database_url, create=False, master_key=master_key)
     except CliError as e:
         if e.code == ExitCode.DATABASE and (
             "no database at" in e.message or "not initialised" in e.message
@@ -146,7 +148,7 @@ def migrate_legacy_cmd(
         on_progress=bar.advance,
     )
     with ExitStack() as stack:
-        rt = _open_target(st.settings.database_url, dry_run)
+        rt = _open_target(st.settings.database_url, dry_run, st.settings.master_key_bytes)
         if rt is not None:
             stack.enter_context(rt)
         try:

@@ -299,10 +299,13 @@ def history(
     with state(ctx).runtime() as rt:
         trail = session_history(backend(rt), session, company)
     found, sid, entries = trail.session, trail.session.session_id, trail.events
+    erased = trail.erased
     if json_out:
-        print_json({**_header(found), "events": entries})
+        print_json({**_header(found), "erased": erased, "events": entries})
         return
     console.print(f"[bold]{escape(found.external_id)}[/] ({sid}) — {escape(found.company)}")
+    if erased is not None:
+        console.print(f"[yellow]{escape(erased.line())}[/]: {escape(erased.reason)}")
     table = Table()
     for col in ("#", "time (UTC)", "event", "stage", "status", "attempt", "worker", "detail"):
         table.add_column(col, no_wrap=col in ("#", "time (UTC)", "event"))

@@ -64,6 +64,7 @@ INSTALLERS: dict[str, Installer] = {
     "serve": _register("cli.cmd_serve"),
     "export": _single("cli.cmd_export", "export", "export"),
     "events": _single("cli.cmd_events", "events", "events"),
+    "erase": _single("cli.cmd_erase", "erase", "erase"),
     "company": _group("cli.cmd_company", "app", "company"),
     "projections": _group("cli.cmd_ops", "projections_app", "projections"),
     "audit": _group("cli.cmd_audit", "app", "audit"),

@@ -37,7 +37,9 @@ class State:
     """Credential references and the API key resolve here (a snapshot taken once at start)."""
 
     def runtime(self, create: bool = False) -> Runtime:
-        return Runtime.open(self.settings.database_url, create=create)
+        return Runtime.open(
+            self.settings.database_url, create=create, master_key=self.settings.master_key_bytes
+        )
 
 
 def state(ctx: typer.Context) -> State:

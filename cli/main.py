@@ -15,6 +15,7 @@ from cli.output import console
 from cli.secrets import environment_secrets
 from cli.settings import Settings
 from domain.budget import BudgetError
+from store.master_key import MasterKeyError
 
 app = typer.Typer(
     name="livedash",
@@ -47,6 +48,8 @@ def _root(
         settings = Settings.from_env(environ, database_url=database_url, actor=actor)
     except BudgetError as e:
         raise fail(CliError(f"LIVEDASH_AI_BUDGET: {e}", code=ExitCode.USAGE)) from None
+    except MasterKeyError as e:
+        raise fail(CliError(str(e), code=ExitCode.USAGE)) from None
     ctx.obj = State(settings, environment_secrets(environ))
 
 
@@ -57,6 +60,13 @@ def init(ctx: typer.Context) -> None:
     with state(ctx).runtime(create=True) as rt:
         rt.runner.catch_up()
         console.print(f"[green]ready:[/] {rt.config.describe()}")
+        if rt.app.data_keys is None:
+            console.print(
+                "[yellow]personal data is stored unsealed[/] (no LIVEDASH_MASTER_KEY): "
+                "`livedash erase` cannot erase it"
+            )
+        else:
+            console.print("personal data is sealed with per-session keys")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -14,6 +15,7 @@ from projections.ai_requests import AIRequestProjection
 from projections.analytics import AnalyticsProjection
 from projections.chain import LogReader
 from projections.companies import CompanyProjection
+from projections.erasure import ErasureProjection
 from projections.event_index import EventIndexProjection
 from projections.overview_history import OverviewHistoryProjection
 from projections.runner import Projection, ProjectionRunner
@@ -22,7 +24,9 @@ from projections.status import StatusProjection
 from projections.store import create_schema, make_engine
 from store.append_only import protect_log
 from store.application import LiveDashApp
+from store.data_keys import KEY_TABLES, DataKeys, create_key_tables
 from store.database_url import DatabaseConfig, DatabaseUrlError
+from store.master_key import MasterKeyError
 
 INIT_HINT = "run `livedash init` first (with the same --database-url)"
 
@@ -36,7 +40,12 @@ class Runtime:
     closed: bool = field(default=False)
 
     @classmethod
-    def open(cls, database_url: str, create: bool = False) -> Runtime:
+    def open(
+        cls, database_url: str, create: bool = False, master_key: bytes | None = None
+    ) -> Runtime:
+        """``master_key``: personal values are sealed with per-session keys. Without one,
+        a database whose data is sealed is refused (its content would be unreadable here,
+        and a projection built here would lose it); any other is used unsealed."""
         try:
             config = DatabaseConfig.from_url(database_url)
         except DatabaseUrlError as e:
@@ -47,8 +56,13 @@ class Runtime:
             raise CliError(f"no database at {config.path}", hint=INIT_HINT, code=ExitCode.DATABASE)
         engine = make_engine(config.sqlalchemy_url())
         _check_reachable(engine, config, create)
+        if create:
+            create_key_tables(engine)
+        data_keys = _data_keys(engine, master_key)
         try:
-            app = LiveDashApp(env=config.eventsourcing_env(create_tables=create))
+            app = LiveDashApp(
+                env=config.eventsourcing_env(create_tables=create), data_keys=data_keys
+            )
         except Exception as e:  # the library raises several types for a bad connection
             raise CliError(
                 f"cannot open the event store on {config.describe()}: {e}",
@@ -85,6 +99,23 @@ class Runtime:
         self.close()
 
 
+def _data_keys(engine: Engine, master_key: bytes | None) -> DataKeys | None:
+    if master_key is None:
+        if DataKeys.encryption_on(engine):
+            raise CliError(
+                "this database seals personal data, and no master key is set",
+                hint="set LIVEDASH_MASTER_KEY (base64 of 32 bytes) or LIVEDASH_MASTER_KEY_FILE",
+                code=ExitCode.USAGE,
+            )
+        return None
+    keys = DataKeys(engine, master_key)
+    try:
+        keys.check_master(datetime.now(UTC))
+    except MasterKeyError as e:
+        raise CliError(str(e), hint="use the master key this database was set up with") from None
+    return keys
+
+
 def events_table(config: DatabaseConfig) -> str:
     return "stored_events" if config.kind == "sqlite" else "livedash_events"
 
@@ -98,6 +129,7 @@ def all_projections() -> list[Projection]:
         AIRequestProjection(),
         EventIndexProjection(),
         OverviewHistoryProjection(),
+        ErasureProjection(),
     ]
 
 
@@ -118,7 +150,7 @@ def _check_reachable(engine: Engine, config: DatabaseConfig, create: bool) -> No
         ) from None
     if create:
         return
-    missing = [t for t in [events_table(config), *metadata.tables] if t not in names]
+    missing = [t for t in [events_table(config), *metadata.tables, *KEY_TABLES] if t not in names]
     if missing and events_table(config) in names and "projection_tracking" in names:
         raise CliError(
             f"{config.describe()} was initialised by an older version (missing: "

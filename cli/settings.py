@@ -8,11 +8,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes
 
 from domain.budget import AIBudget, parse_budget
 from processors.ai.pricing import parse_eur_rate
 from processors.ai.ratelimit import ModelLimits, parse_limits
+from store.master_key import MasterKeyError, parse_master_key
 
 DEFAULT_DATABASE_URL = "sqlite:///livedash.db"
 
@@ -87,6 +88,13 @@ class Settings(BaseModel):
     ai: AISettings = Field(default_factory=AISettings)
     ai_budget: AIBudget | None = None
     """LIVEDASH_AI_BUDGET (``500/month``): the whole installation's cap on AI spend."""
+    master_key: SecretBytes | None = None
+    """LIVEDASH_MASTER_KEY (base64 of 32 bytes) or LIVEDASH_MASTER_KEY_FILE: personal data
+    is sealed with per-session keys wrapped by it; None: stored unsealed (not erasable)."""
+
+    @property
+    def master_key_bytes(self) -> bytes | None:
+        return self.master_key.get_secret_value() if self.master_key is not None else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -104,10 +112,24 @@ class Settings(BaseModel):
             values["fetch_per_host"] = env["LIVEDASH_FETCH_PER_HOST"]
         if env.get("LIVEDASH_AI_BUDGET", "").strip():
             values["ai_budget"] = parse_budget(env["LIVEDASH_AI_BUDGET"])
+        values["master_key"] = read_master_key(env)
         if env.get("LIVEDASH_MAX_CSV_BYTES"):
             values["max_csv_bytes"] = env["LIVEDASH_MAX_CSV_BYTES"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+
+def read_master_key(env: Mapping[str, str]) -> bytes | None:
+    text = env.get("LIVEDASH_MASTER_KEY", "").strip()
+    path = env.get("LIVEDASH_MASTER_KEY_FILE", "").strip()
+    if text and path:
+        raise MasterKeyError("set LIVEDASH_MASTER_KEY or LIVEDASH_MASTER_KEY_FILE, not both")
+    if path:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError as e:
+            raise MasterKeyError(f"LIVEDASH_MASTER_KEY_FILE: cannot read {path}: {e}") from None
+    return parse_master_key(text) if text else None
 
 
 def _os_user() -> str:

@@ -193,6 +193,18 @@ class Company(Aggregate):
         def apply(self, aggregate: Company) -> None:
             aggregate.budget_reached_for = self.period_start
 
+    class RetentionChanged(Aggregate.Event):
+        """How many days a session's personal data is kept (after it started) before the
+        daemon erases it; None: kept until erased by hand."""
+
+        TOPIC = "livedash:Company.RetentionChanged"
+        days: int | None
+        actor: str
+        reason: str
+
+        def apply(self, aggregate: Company) -> None:
+            aggregate.retain_transcripts_days = self.days
+
     class ImportRecorded(Aggregate.Event):
         TOPIC = "livedash:Company.ImportRecorded"
         run: ImportRun
@@ -215,6 +227,7 @@ class Company(Aggregate):
     ai_budget_eur: str | None = None
     ai_budget_period: str | None = None
     budget_reached_for: datetime | None = None
+    retain_transcripts_days: int | None = None
 
     def __init__(
         self,
@@ -362,6 +375,16 @@ class Company(Aggregate):
             actor=actor,
             reason=reason,
             timestamp=now,
+        )
+        return True
+
+    def set_retention(self, days: int | None, actor: str, reason: str, now: datetime) -> bool:
+        if days == self.retain_transcripts_days:
+            return False
+        if days is not None and days < 1:
+            raise ValueError("a retention must be at least one day")
+        self.trigger_event(
+            self.RetentionChanged, days=days, actor=actor, reason=reason, timestamp=now
         )
         return True
 

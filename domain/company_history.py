@@ -10,7 +10,14 @@ from pydantic import BaseModel
 
 from domain.company import Company, CredentialRef
 
-SETTINGS = ("csv_url", "username", "password_ref", "timezone", "ai_model")
+SETTINGS = (
+    "csv_url",
+    "username",
+    "password_ref",
+    "timezone",
+    "ai_model",
+    "retain_transcripts_days",
+)
 
 
 class CompanyHistoryEntry(BaseModel):

@@ -32,6 +32,7 @@ SESSION_EVENTS: tuple[type[Any], ...] = (
     Session.SessionParsed,
     Session.AnalysisRecorded,
     Session.QuestionsExtracted,
+    Session.PersonalDataErased,
 )
 COMPANY_EVENTS: tuple[type[Any], ...] = (
     Company.Created,
@@ -198,6 +199,8 @@ def summary(event: Any) -> str:
         return f"{event.provider}/{event.model}: {a.sentiment.value}, {a.category.value}"
     if isinstance(event, Session.QuestionsExtracted):
         return f"{len(event.questions)} questions"
+    if isinstance(event, Session.PersonalDataErased):
+        return f"personal data erased by {event.actor}: {len(event.fields)} fields"
     if isinstance(event, Session.AIRequestSent):
         return f"{event.intent.model} {event.intent.purpose}"
     if isinstance(event, Session.AIUsageRecorded):

@@ -70,6 +70,8 @@ def _data_summary(event: Any) -> dict[str, Any]:
         return {"force": event.force, "reset_from": reset_from}
     if isinstance(event, Session.AIRequestSent):
         return event.intent.model_dump(mode="json")
+    if isinstance(event, Session.PersonalDataErased):
+        return {"fields": list(event.fields)}
     if isinstance(event, Session.AIUsageRecorded):
         usage = event.usage.model_dump(mode="json")
         usage.pop("response_text", None)

@@ -19,6 +19,7 @@ from domain.analysis import SessionAnalysis
 from domain.csv_rows import SourceRow
 from domain.errors import InvalidReset, StageAlreadyRunning, StageNotReady, StaleAttempt
 from domain.payloads import AIRequestIntent, AIUsage, FetchedTranscript, SessionFields
+from domain.personal import redact_attribute, redact_session
 from domain.stage_state import (
     StageStates,
     new_states,
@@ -238,6 +239,28 @@ class Session(Aggregate):
         def apply(self, aggregate: Session) -> None:
             aggregate.questions = list(self.questions)
 
+    class PersonalDataErased(Event):
+        """The session's data key was deleted: its personal values are unreadable everywhere;
+        transitions, counts and costs stay. Final: later personal data is not stored."""
+
+        TOPIC = "livedash:Session.PersonalDataErased"
+        actor: str
+        reason: str
+        fields: list[str]
+        row_fingerprint: str
+        """Of the redacted row: what the read models keep instead of the original's."""
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.erased_at = self.timestamp
+            aggregate.erased_by = self.actor
+            aggregate.erasure_reason = self.reason
+            redact_session(aggregate)
+
+    # Class-level defaults: sessions stored before erasure existed load without them.
+    erased_at: datetime | None = None
+    erased_by: str | None = None
+    erasure_reason: str | None = None
+
     def __init__(self, company_id: UUID, external_id: str, row: SourceRow, source: str) -> None:
         self.company_id = company_id
         self.external_id = external_id
@@ -294,7 +317,10 @@ class Session(Aggregate):
         super().trigger_event(event_class, **kwargs)
 
     def change_row(self, row: SourceRow, source: str, now: datetime) -> bool:
-        """Records a changed CSV row; an identical row changes nothing and returns False."""
+        """Records a changed CSV row; an identical row changes nothing and returns False,
+        and so does any row of an erased session (its stored row is redacted)."""
+        if self.erased_at is not None:
+            return False
         previous = self.row.fingerprint()
         if row.fingerprint() == previous:
             return False
@@ -588,6 +614,23 @@ class Session(Aggregate):
             attempt=attempt,
             intent=intent,
             timestamp=intent.sent_at,
+        )
+        return True
+
+    def erase_personal_data(
+        self, actor: str, reason: str, fields: list[str], now: datetime
+    ) -> bool:
+        """Records the erasure (the store deleted the key first); False when already erased."""
+        if self.erased_at is not None:
+            return False
+        redacted = redact_attribute(self.Imported.TOPIC, "row", self.row)
+        self.trigger_event(
+            self.PersonalDataErased,
+            actor=actor,
+            reason=reason,
+            fields=fields,
+            row_fingerprint=redacted.fingerprint(),
+            timestamp=now,
         )
         return True
 

@@ -9,8 +9,10 @@ from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select
 
+from domain.personal import REDACTED_SUMMARY
 from domain.session import Session
 from projections import cost_rollup
+from projections.erasure import ERASED_ANALYTICS, erased_among
 from projections.runner import Event
 from projections.schema import ai_cost_daily, ai_usage, analytics_sessions, session_questions
 from projections.upsert import upsert
@@ -119,6 +121,11 @@ class AnalyticsProjection:
                 continue
             rows[sid]["updated_at"] = event.timestamp
             changed.add(sid)
+        for sid in erased_among(conn, sorted(changed)):
+            rows[sid].update(ERASED_ANALYTICS)
+            if rows[sid]["summary"] is not None:
+                rows[sid]["summary"] = REDACTED_SUMMARY
+            questions[sid] = []
         upsert(conn, analytics_sessions, [rows[sid] for sid in sorted(changed)], ("session_id",))
         self._replace_questions(conn, questions, rows)
         if usages:

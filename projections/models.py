@@ -28,6 +28,8 @@ class CompanyInfo(BaseModel):
     allow_plain_http_auth: bool = False
     ai_budget: str | None = None
     """EUR per period (``50/month``) the company's AI work may cost; None: no cap."""
+    retain_transcripts: str | None = None
+    """``90d``: the daemon erases a session's personal data that long after it started."""
 
 
 class RejectionInfo(BaseModel):

@@ -339,6 +339,17 @@ session_questions = Table(
     Index("ix_session_questions_company", "company_id", "question_key"),
 )
 
+erased_sessions = Table(
+    "erased_sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("erased_at", UtcDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+"""Sessions whose personal data was erased (`PersonalDataErased`): who, when, why. The
+erasure projection keeps it and scrubs the copies other projections made of the content."""
+
 ai_usage = Table(
     "ai_usage",
     metadata,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -14,6 +15,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     Recording,
     StoredEvent,
     Transcoding,
@@ -33,6 +35,8 @@ from domain.pipeline import PIPELINE_ID, Pipeline, StagePause
 from domain.session import Session
 from domain.stages import Stage, Status
 from domain.transcript import Message
+from store.data_keys import DataKeys
+from store.sealing import SealingMapper, decode_all
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -106,6 +110,25 @@ MODEL_TRANSCODINGS: tuple[tuple[type[BaseModel], str], ...] = (
 class LiveDashApp(Application[UUID]):
     name = "LiveDash"
     snapshotting_intervals = {Company: 50, Pipeline: 50}
+
+    def __init__(self, env: EnvType | None = None, data_keys: DataKeys | None = None) -> None:
+        """``data_keys``: seal personal values with per-session keys (None: stored plain)."""
+        self.data_keys = data_keys
+        super().__init__(env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        if self.data_keys is None:
+            return super().construct_mapper()
+        return SealingMapper(self.construct_transcoder(), self.data_keys)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Every write path comes here: the batch's data keys are fetched (or created,
+        durably, before the events) with one query instead of one per event."""
+        mapper = self.mapper
+        if not isinstance(mapper, SealingMapper):
+            return super()._record(processing_event)
+        with mapper.writing(processing_event.events):
+            return super()._record(processing_event)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what the caller passes: settings are read once, in the CLI, never here."""
@@ -241,8 +264,15 @@ class LiveDashApp(Application[UUID]):
         return pipeline, result
 
     # -------------------------------------------------------------- sessions
+    def reading(self, ids: Iterable[UUID]) -> AbstractContextManager[None]:
+        """Decoding inside reads the data keys of ``ids`` once (nothing to read unsealed)."""
+        if isinstance(self.mapper, SealingMapper):
+            return self.mapper.reading(ids)
+        return nullcontext()
+
     def get_session(self, session_id: UUID) -> Session:
-        session: Aggregate = self.repository.get(session_id)
+        with self.reading([session_id]):
+            session: Aggregate = self.repository.get(session_id)
         assert isinstance(session, Session)
         return session
 
@@ -259,13 +289,17 @@ class LiveDashApp(Application[UUID]):
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             by_id: dict[UUID, Any] = {}
-            for stored in self._select_events_of(chunk):
-                event: Any = self.mapper.to_domain_event(stored)
+            event: Any
+            for event in decode_all(self.mapper, self._select_events_of(chunk)):
                 by_id[event.originator_id] = event.mutate(by_id.get(event.originator_id))
             for sid, aggregate in by_id.items():
                 if isinstance(aggregate, Session):
                     found[sid] = aggregate
         return [found[sid] for sid in ids if sid in found]
+
+    def stored_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The stored (undecoded) events of up to 500 aggregates."""
+        return self._select_events_of(ids) if ids else []
 
     def _select_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
         """All stored events of the given aggregates, in order, read straight from the
@@ -299,7 +333,8 @@ class LiveDashApp(Application[UUID]):
             return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in curs.fetchall()]
 
     def session_events(self, session_id: UUID) -> list[DomainEventProtocol[UUID]]:
-        return list(self.events.get(session_id))
+        with self.reading([session_id]):
+            return list(self.events.get(session_id))
 
 
 def _restore(pending: Sequence[tuple[Aggregate, list[Any]]]) -> None:

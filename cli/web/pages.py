@@ -167,7 +167,7 @@ def session(request: Request) -> HTMLResponse:
     with s.backend.engine.connect() as conn:
         current = session_rows(conn, sid)
     content = None
-    if s.auth.operator(request) is not None:
+    if s.auth.operator(request) is not None and trail.erased is None:
         # Personal data: only for a signed-in operator.
         content = s.backend.app.get_session(sid)
     usage = [e.data for e in trail.events if e.event == "AIUsageRecorded"]
@@ -182,6 +182,7 @@ def session(request: Request) -> HTMLResponse:
         then=then,
         at=at,
         content=content,
+        erased=trail.erased,
         cost=cost,
         unpriced=len(usage) - len(priced),
         flash=request.query_params.get("flash"),

@@ -92,6 +92,7 @@ class LegacyMigration:
             now=self.now,
             dry_run=self.options.dry_run,
             companies={c.id: (c, company_ids[c.id], self.report_names[c.id]) for c in companies},
+            master_key=self.app.data_keys.master_key if self.app and self.app.data_keys else None,
         )
         workers = self._workers(total)
         self.report.workers = workers

@@ -14,7 +14,9 @@ from processors.legacy.prepare import prepare
 from processors.legacy.records import LegacyCompany, UnitKey
 from processors.legacy.source import LegacySource
 from processors.legacy.tally import Tally
+from projections.store import make_engine
 from store.application import LiveDashApp
+from store.data_keys import DataKeys
 from store.database_url import DatabaseConfig
 
 
@@ -29,6 +31,8 @@ class Target:
     dry_run: bool
     companies: dict[str, tuple[LegacyCompany, UUID, str]]
     """legacy company id -> (the legacy company, our company id, our name)."""
+    master_key: bytes | None = None
+    """Seal personal data as the driver's store does (a worker opens its own store)."""
 
 
 class BatchWorker:
@@ -81,7 +85,10 @@ def init_worker(target: Target) -> None:
     app = None
     if not target.dry_run and target.database_url:
         config = DatabaseConfig.from_url(target.database_url)
-        app = LiveDashApp(env=config.eventsourcing_env(create_tables=False))
+        keys = None
+        if target.master_key is not None:
+            keys = DataKeys(make_engine(config.sqlalchemy_url(), pool_size=2), target.master_key)
+        app = LiveDashApp(env=config.eventsourcing_env(create_tables=False), data_keys=keys)
     _WORKER = BatchWorker(target, LegacySource(target.dsn), app)
 
 

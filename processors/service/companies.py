@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from domain.budget import parse_budget
 from domain.company import Company, CompanyStatus, CredentialRef
 from domain.company_history import CompanyHistoryEntry, describe_company
+from domain.personal import parse_retention
 from domain.urls import UrlError, parse_origin
 from processors.service.backend import Backend
 from processors.service.errors import ExitCode, ServiceError
@@ -29,6 +30,8 @@ class CompanySettings(BaseModel):
     allow_plain_http_auth: bool | None = None
     ai_budget: str | None = None
     """``50/month``, ``5/day`` (EUR); on an update ``none`` removes the cap."""
+    retain_transcripts: str | None = None
+    """``90d``: personal data is erased that long after a session started; ``none``: kept."""
 
 
 class CompanyHistory(BaseModel):
@@ -62,6 +65,9 @@ def add_company(
     )
     if settings.ai_budget is not None:
         company.set_ai_budget(parse_budget(settings.ai_budget), actor, "set at registration", now)
+    if settings.retain_transcripts is not None:
+        days = _retention(settings.retain_transcripts)
+        company.set_retention(days, actor, "set at registration", now)
     backend.app.register_company(company)
     backend.catch_up()
     return company_info(backend, name)
@@ -89,6 +95,8 @@ def update_company(
     company.change_auth_policy(now, _origins(s.auth_scope), s.allow_plain_http_auth)
     if s.ai_budget is not None:
         company.set_ai_budget(parse_budget(s.ai_budget), actor, "company update", now)
+    if s.retain_transcripts is not None:
+        company.set_retention(_retention(s.retain_transcripts), actor, "company update", now)
     backend.app.save(company)
     backend.catch_up()
     return company_info(backend, name)
@@ -125,6 +133,13 @@ def set_status(
     return company
 
 
+def _retention(text: str) -> int | None:
+    try:
+        return parse_retention(text)
+    except ValueError as e:
+        raise ServiceError(str(e), code=ExitCode.USAGE) from None
+
+
 def _origins(scope: list[str] | None) -> list[str] | None:
     if scope is None:
         return None
@@ -140,4 +155,6 @@ def _with_auth(backend: Backend, info: CompanyInfo) -> CompanyInfo:
     info.auth_scope = list(company.auth_scope)
     info.allow_plain_http_auth = company.allow_plain_http_auth
     info.ai_budget = str(company.ai_budget) if company.ai_budget else None
+    days = company.retain_transcripts_days
+    info.retain_transcripts = f"{days}d" if days is not None else None
     return info

@@ -17,6 +17,7 @@ from domain.event_facts import reason, summary
 from projections.event_queries import EventQuery, company_names, external_ids, find_events
 from store.application import LiveDashApp
 from store.by_position import stored_events_at
+from store.sealing import decode_all
 
 FIELDS: tuple[str, ...] = (
     "position",
@@ -70,10 +71,11 @@ def query_events(app: LiveDashApp, engine: Engine, q: EventQuery) -> list[EventR
         names = external_ids(conn, session_ids)
         companies = company_names(conn, [r.company_id for r in rows if r.company_id is not None])
     stored = stored_events_at(app.recorder, [r.position for r in rows])
+    # One query for the page's data keys when personal data is sealed.
+    decoded = dict(zip(stored, decode_all(app.mapper, list(stored.values())), strict=True))
     records = []
     for r in rows:
-        found = stored.get(r.position)
-        event: Any = app.mapper.to_domain_event(found) if found is not None else None
+        event: Any = decoded.get(r.position)
         external = names.get(r.session_id) if r.session_id is not None else None
         if external is None and event is not None:
             external = getattr(event, "external_id", None)

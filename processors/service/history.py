@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from domain.history import HistoryEntry, describe
+from domain.session import Session
 from processors.service.backend import Backend
 from processors.service.errors import ServiceError
 from processors.service.lookup import SessionRef, find_session
@@ -25,9 +26,20 @@ class StageAt(BaseModel):
     note: str | None
 
 
+class Erasure(BaseModel):
+    erased_at: datetime
+    erased_by: str
+    reason: str
+
+    def line(self) -> str:
+        return f"personal data erased on {self.erased_at:%Y-%m-%d %H:%M} UTC by {self.erased_by}"
+
+
 class SessionHistory(BaseModel):
     session: SessionRef
     events: list[HistoryEntry]
+    erased: Erasure | None = None
+    """Set once the session's personal data was erased: its content reads redacted."""
 
 
 class SessionAt(BaseModel):
@@ -39,7 +51,14 @@ class SessionAt(BaseModel):
 
 def session_history(backend: Backend, key: str, company: str | None = None) -> SessionHistory:
     ref, events = _events(backend, key, company)
-    return SessionHistory(session=ref, events=describe(events))
+    return SessionHistory(session=ref, events=describe(events), erased=erasure_of(events))
+
+
+def erasure_of(events: list[Any]) -> Erasure | None:
+    for e in events:
+        if isinstance(e, Session.PersonalDataErased):
+            return Erasure(erased_at=e.timestamp, erased_by=e.actor, reason=e.reason)
+    return None
 
 
 def session_at(backend: Backend, key: str, at: datetime, company: str | None = None) -> SessionAt:
