@@ -32,6 +32,7 @@ from processors.ingest.importer import CsvSchedule
 from processors.ingest.source import CsvSource
 from processors.net.credentials import SecretResolver
 from processors.net.netguard import AllowList
+from processors.runtime.batch_settings import BatchSettings
 from processors.runtime.config import DaemonConfig, StageConfig
 from processors.runtime.daemon import Daemon
 from processors.runtime.metrics import DaemonMetrics
@@ -220,10 +221,12 @@ def run_daemon(
     reporter: Reporter,
     claim_timeout: float = 5.0,
     metrics: MetricsOptions | None = None,
+    batch: BatchSettings | None = None,
 ) -> DaemonSummary:
     """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
     fleet's register always, with partitions on PostgreSQL; serving its metrics and health
-    checks when ``metrics`` says where."""
+    checks when ``metrics`` says where. With ``batch``, AI_ANALYSIS goes through the Batch
+    API (`processors.runtime.batches`) instead of one request per session."""
     # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
@@ -236,6 +239,13 @@ def run_daemon(
             CsvSchedule(rt.app, rt.runner, source, utc_now, csv_interval, reporter.log)
         )
     scheduled.append(ChainKeeper(log_reader(rt)))
+    driver = None
+    if batch is not None and Stage.AI_ANALYSIS in config.stages:
+        from cli.batch_mode import batch_driver
+
+        driver = batch_driver(settings, secrets, rt.app, rt.engine, batch, reporter.log)
+        config.stages = tuple(s for s in config.stages if s is not Stage.AI_ANALYSIS)
+        scheduled.append(driver)
     # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
     presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
     keeper = None
@@ -271,6 +281,8 @@ def run_daemon(
         if server:
             server.stop()
         source.close()
+        if driver is not None:
+            driver.close()
         for p in processors.values():
             close = getattr(p, "close", None)
             if close:
