@@ -193,7 +193,7 @@ def test_crash_after_create_resumes_polling_and_never_creates_twice(world: World
     assert world.server.batches.creates == 1
     found = sessions(world)
     assert all(s.stages[AI].status is Status.IN_PROGRESS for s in found.values())
-    driver, log = run_daemon(world)  # a new process: finds the batch by its metadata
+    _driver, log = run_daemon(world)  # a new process: finds the batch by its metadata
     assert world.server.batches.creates == 1
     assert any(line["event"] == "batch_resumed" for line in log)
     resumed = [line for line in log if line["event"] == "batch_submitted"]
@@ -229,7 +229,7 @@ def test_expired_batch_answers_part_and_the_rest_is_retried(world: World) -> Non
 
 def test_failed_validation_sends_every_session_back_to_retries(world: World) -> None:
     world.server.batches.outcome = "failed"
-    driver, _log = run_daemon(world)
+    run_daemon(world)
     found = sessions(world)
     states = [s.stages[AI] for s in found.values()]
     assert all(s.status is Status.FAILED and s.error_type == "batch_failed" for s in states)
