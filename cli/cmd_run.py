@@ -191,6 +191,14 @@ def run(
         float,
         typer.Option("--ai-batch-poll", min=0.05, help="Seconds between polls of an open batch"),
     ] = 60.0,
+    ai_batch_gather: Annotated[
+        float,
+        typer.Option(
+            "--ai-batch-gather",
+            min=0.0,
+            help="Seconds due AI work may wait for more to fill a batch (a full one goes at once)",
+        ),
+    ] = 60.0,
     ai_batch_max_open: Annotated[
         int, typer.Option("--ai-batch-max-open", min=1, help="Batches in flight at once")
     ] = 4,
@@ -247,6 +255,7 @@ def run(
         batch = BatchSettings(
             size=ai_batch_size,
             poll_interval=ai_batch_poll,
+            gather=ai_batch_gather,
             max_open=ai_batch_max_open,
             installation_budget=st.settings.ai_budget,
         )

@@ -53,6 +53,8 @@ class FakeBatches:
         self.creates = 0
         self.uploads = 0
         self.polls = 0
+        self.calls = 0
+        """Every request to the files and batches endpoints."""
         self._ids = itertools.count(1)
         self.polls_to_finish = 1
         """GETs of a batch after which it is terminal (1: the first poll finds it done)."""
@@ -67,6 +69,8 @@ class FakeBatches:
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
     ) -> Answer:
         parts = [p for p in path.split("/") if p][1:]  # after "v1"
+        with self.lock:
+            self.calls += 1
         if method == "POST" and parts == ["files"]:
             return self._upload(headers, raw)
         if method == "GET" and len(parts) == 2 and parts[0] == "files":

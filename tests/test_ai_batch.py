@@ -99,7 +99,9 @@ def run_daemon(world: World, crash: bool = False) -> tuple[BatchDriver, list[dic
             rt.engine,
             BatchAPI(client),
             cfg,
-            BatchSettings(size=50, poll_interval=0.05, policy=RetryPolicy(max_attempts=3)),
+            BatchSettings(
+                size=50, poll_interval=0.05, gather=0.0, policy=RetryPolicy(max_attempts=3)
+            ),
             utc_now,
             reporter.log,
             crash_after_create=crash,

@@ -23,7 +23,8 @@ def batch_run(livedash: Livedash, ai: FakeOpenAI) -> tuple[int, str]:
     )
     result = job(
         "run", "--until-idle", "--csv-interval", "0", "--poll-interval", "0.1",
-        "--ai-mode", "batch", "--ai-batch-poll", "0.1", check=False,
+        "--ai-mode", "batch", "--ai-batch-poll", "0.1", "--ai-batch-gather", "0.5",
+        check=False,
     )  # fmt: skip
     return result.code, result.stderr
 

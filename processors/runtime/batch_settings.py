@@ -14,6 +14,8 @@ class BatchSettings:
     size: int = 1000
     """Requests per batch at most (OpenAI allows 50,000)."""
     poll_interval: float = 60.0
+    gather: float = 60.0
+    """Seconds due work may wait for more to make a fuller batch (a full one goes at once)."""
     max_open: int = 4
     """Batches in flight at once (per driver)."""
     window: str = "24h"

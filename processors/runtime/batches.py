@@ -75,6 +75,8 @@ class Open:
     batch: AIBatch
     content: bytes | None = None
     next_poll: float = 0.0
+    fresh: bool = False
+    """Prepared by this driver and never sent: no earlier try can have created it."""
 
 
 class CrashForTest(RuntimeError):
@@ -105,6 +107,8 @@ class BatchDriver:
         self.crash_after_create = crash_after_create
         self.open: dict[UUID, Open] = {}
         self._resumed = False
+        self._due_since: float | None = None
+        """When due work was first seen and left to gather into a fuller batch."""
         self.submitted: list[AIBatch] = []
         """Every batch this driver created or took over (for reports and tests)."""
 
@@ -177,7 +181,14 @@ class BatchDriver:
         now = self.clock()
         picked = self._due(now, self.settings.size)
         if not picked:
+            self._due_since = None
             return False
+        waited = time.monotonic() - (self._due_since or time.monotonic())
+        if self._due_since is None:
+            self._due_since = time.monotonic()
+        if len(picked) < self.settings.size and waited < self.settings.gather:
+            return False  # more may become due: one bigger batch, not many small ones
+        self._due_since = None
         companies = self._companies()
         room = self._budget_room(companies, now)
         batch = self.prepare(self.app.get_sessions(picked), companies, room, now)
@@ -284,7 +295,7 @@ class BatchDriver:
             model=model,
             cost_eur_estimated=str(estimate),
         )
-        entry = Open(batch, content)
+        entry = Open(batch, content, fresh=True)
         self.open[batch.id] = entry
         self.submitted.append(batch)
         self._send(entry)
@@ -308,8 +319,9 @@ class BatchDriver:
     def _send(self, entry: Open) -> None:
         """Upload and create, or find the batch a crashed run created: never create twice."""
         batch = entry.batch
+        first, entry.fresh = entry.fresh, False
         try:
-            found = self.api.find(batch.key)
+            found = None if first else self.api.find(batch.key)
             if found is not None:
                 self._submitted(batch, found, found_again=True)
                 return
