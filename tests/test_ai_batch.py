@@ -23,10 +23,13 @@ import pytest
 from cli.bootstrap import build_processors
 from cli.settings import Settings
 from domain.ai_batch import AIBatch
+from domain.budget import AIBudget, BudgetPeriod
 from domain.company import Company
 from domain.session import Session, session_id_for
 from domain.stages import WORKER_STAGES, Stage, Status
+from domain.transcript import parse_transcript
 from processors.ai.batch_api import BatchAPI
+from processors.ai.batch_requests import build_line, intent
 from processors.ai.config import OpenAIAnalyserConfig
 from processors.clock import utc_now
 from processors.ingest import importer as csv_import
@@ -238,3 +241,23 @@ def test_failed_validation_sends_every_session_back_to_retries(world: World) -> 
     assert all(s.retry_at is None and s.attempt == 3 for s in states)  # the policy gave up
     assert world.server.paid == 0 and world.server.batches.creates == 3
     assert all(not s.ai_usage for s in found.values())
+
+
+def test_a_batch_takes_only_what_the_budget_covers(world: World) -> None:
+    cfg = OpenAIAnalyserConfig(api_key=KEY, base_url=world.server.base_url)
+    line = build_line(cfg, cfg.default_model, parse_transcript(chat(9)), "probe")
+    one = intent(cfg, line, cfg.default_model, utc_now()).cost_eur_estimated
+    assert one is not None
+    budget = one * 5 / 2  # two requests' upper bound fit, three do not
+    with runtime(world.url) as rt:
+        company = rt.app.get_company(world.company.id)
+        company.set_ai_budget(AIBudget(budget, BudgetPeriod.DAY), "test", "budget", utc_now())
+        rt.app.save(company)
+    driver, _log = run_daemon(world)
+    first = batches(world, driver)[0]
+    assert len(first.requests) == 2
+    assert first.cost_eur_estimated is not None and first.cost_eur_estimated <= budget
+    found = sessions(world)
+    paid = [u.cost_eur or Decimal(0) for s in found.values() for _, _, u in s.ai_usage]
+    assert sum(paid, Decimal(0)) <= budget
+    assert all(s.stages[AI].status in (Status.COMPLETED, Status.PENDING) for s in found.values())

@@ -122,11 +122,19 @@ class BatchDriver:
         return bool(self._due(self.clock(), 1))
 
     def _due(self, now: datetime, limit: int) -> list[UUID]:
+        """Due AI work of active companies that no pause holds and whose budget has room."""
+        pipeline = self.app.pipeline(now)
+        if pipeline.paused(AI) is not None:
+            return []
         companies = self._companies()
         room = self._budget_room(companies, now)
         if room.get(INSTALLATION, Decimal(1)) <= 0:
             return []
-        usable = [cid for cid in companies if room.get(cid, Decimal(1)) > 0]
+        usable = [
+            cid
+            for cid in companies
+            if room.get(cid, Decimal(1)) > 0 and pipeline.paused(AI, cid) is None
+        ]
         busy = {r.session_id for o in self.open.values() for r in o.batch.requests}
         with self.engine.connect() as conn:
             due = due_rows(conn, AI, now, usable, limit + len(busy), per_company=True)
