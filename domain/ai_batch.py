@@ -82,6 +82,18 @@ class AIBatch(Aggregate):
         cost_eur_estimated: Decimal | None
         worker: str
 
+    class SendStarted(Event):
+        """One sender at a time: only the holder of an unexpired send lease uploads and
+        creates, so two daemons resuming the same batch never both create it."""
+
+        TOPIC = "livedash:AIBatch.SendStarted"
+        sender: str
+        until: datetime
+
+        def apply(self, aggregate: AIBatch) -> None:
+            aggregate.sender = self.sender
+            aggregate.send_until = self.until
+
     class FileUploaded(Event):
         TOPIC = "livedash:AIBatch.FileUploaded"
         file_id: str
@@ -155,6 +167,8 @@ class AIBatch(Aggregate):
         self.status = "prepared"
         self.counts: dict[str, int] = {}
         self.finished = False
+        self.sender: str | None = None
+        self.send_until: datetime | None = None
 
     @classmethod
     def prepare(
@@ -190,6 +204,15 @@ class AIBatch(Aggregate):
     @property
     def by_custom_id(self) -> dict[str, BatchRequest]:
         return {r.custom_id: r for r in self.requests}
+
+    def start_send(self, sender: str, until: datetime, now: datetime) -> None:
+        """Takes the send lease; refused while another sender's lease runs."""
+        self._require_open()
+        if self.provider_batch_id is not None:
+            raise BatchError("the batch is submitted already")
+        if self.sender not in (None, sender) and self.send_until and self.send_until > now:
+            raise BatchError(f"{self.sender} is sending it until {self.send_until:%H:%M:%S}")
+        self.trigger_event(self.SendStarted, sender=sender, until=until, timestamp=now)
 
     def file_uploaded(self, file_id: str, now: datetime) -> None:
         self._require_open()

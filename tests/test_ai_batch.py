@@ -103,7 +103,11 @@ def run_daemon(world: World, crash: bool = False) -> tuple[BatchDriver, list[dic
             BatchAPI(client),
             cfg,
             BatchSettings(
-                size=50, poll_interval=0.05, gather=0.0, policy=RetryPolicy(max_attempts=3)
+                size=50,
+                poll_interval=0.05,
+                gather=0.0,
+                send_lease=0.3,
+                policy=RetryPolicy(max_attempts=3),
             ),
             utc_now,
             reporter.log,
@@ -174,7 +178,12 @@ def test_round_trip_with_failed_lines_retried_in_the_next_batch(world: World) ->
     assert all(
         s.stages[Stage.QUESTION_EXTRACTION].status is Status.COMPLETED for s in found.values()
     )
-    assert world.server.batches.creates == 2  # six lines, then the two that failed
+    made = [
+        (b.body["metadata"]["livedash_batch"], len(b.lines))
+        for b in world.server.batches.batches.values()
+    ]
+    assert len({key for key, _ in made}) == len(made) == world.server.batches.creates  # none twice
+    assert sum(n for _, n in made) == 8, made  # six lines, then the two that failed again
     assert world.server.paid == 7  # 6 answered + 1 again (the invalid one); the 500 is unpaid
     usages = [u for s in found.values() for _, _, u in s.ai_usage]
     assert len(usages) == 7
@@ -187,7 +196,7 @@ def test_round_trip_with_failed_lines_retried_in_the_next_batch(world: World) ->
     meta = found["b0"].stages[AI].metadata
     assert meta["ai_mode"] == "batch" and meta["batch_id"].startswith("batch_")
     done = batches(world, driver)
-    assert [(b.status, b.finished) for b in done] == [("completed", True)] * 2
+    assert [(b.status, b.finished) for b in done] == [("completed", True)] * len(made)
     kinds = {line["event"] for line in log}
     assert {"batch_prepared", "batch_submitted", "batch_finished"} <= kinds
 

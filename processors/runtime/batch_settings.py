@@ -21,5 +21,9 @@ class BatchSettings:
     window: str = "24h"
     lease_seconds: float = 25 * 3600
     """A batch claim's lease: the batch window and an hour to collect it."""
+    send_lease: float = 600.0
+    """Seconds one sender holds a batch's send lease: longer than an upload and a create may
+    take (client timeouts and retries included), so nobody else creates the batch while its
+    holder may still be creating it; a crashed sender's batch is taken up after it."""
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     installation_budget: AIBudget | None = None

@@ -29,6 +29,7 @@ estimated batch price (spend includes the intents of requests still open).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -38,9 +39,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
 from sqlalchemy import Engine, select
 
-from domain.ai_batch import TERMINAL, AIBatch, BatchRequest, batch_id_for, batch_of_worker
+from domain.ai_batch import (
+    TERMINAL,
+    AIBatch,
+    BatchError,
+    BatchRequest,
+    batch_id_for,
+    batch_of_worker,
+)
 from domain.company import Company
 from domain.errors import DomainError
 from domain.session import Session
@@ -79,6 +88,10 @@ class Open:
     """Prepared by this driver and never sent: no earlier try can have created it."""
 
 
+def _seen(state: BatchState, now: datetime, batch: AIBatch) -> bool:
+    return batch.status_seen(state.status, state.counts, now)
+
+
 class CrashForTest(RuntimeError):
     """Raised by the ``crash_after_create`` hook: the process "dies" between creating a batch
     on the server and recording its id."""
@@ -95,8 +108,11 @@ class BatchDriver:
         clock: Clock,
         log: Log,
         crash_after_create: bool = False,
+        sender: str | None = None,
     ) -> None:
         self.app = app
+        self.sender = sender or f"batch-driver-{uuid.uuid4().hex[:12]}"
+        """This driver's name on the send leases it takes."""
         self.engine = engine
         self.work = WorkQueries(engine)
         self.api = api
@@ -292,6 +308,7 @@ class BatchDriver:
             ENDPOINT,
             self.settings.window,
         )
+        batch.start_send(self.sender, now + timedelta(seconds=self.settings.send_lease), now)
         result = self.app.save_batch([batch, *touched])
         if result.lost:  # another writer changed one of them first: nothing was sent yet
             self._abandon(batch, [s for s in touched if s in result.saved], requests, "lost race")
@@ -325,13 +342,35 @@ class BatchDriver:
         self.open.pop(batch.id, None)
 
     def _send(self, entry: Open) -> None:
-        """Upload and create, or find the batch a crashed run created: never create twice."""
-        batch = entry.batch
+        """Upload and create, or find the batch a crashed run created: never create twice.
+
+        Only the holder of the batch's send lease sends (the batch's first send holds it from
+        its ``Prepared`` transaction); anyone else takes it up once the lease has run out,
+        and first looks for the batch on the server by its metadata."""
         first, entry.fresh = entry.fresh, False
+        now = self.clock()
+        entry.next_poll = time.monotonic() + self.settings.poll_interval
+        if not first:
+            fresh = self.app.find_batch(entry.batch.id)
+            if fresh is None or fresh.finished:
+                self.open.pop(entry.batch.id, None)
+                return
+            entry.batch = fresh
+            if fresh.provider_batch_id is not None:
+                return  # another daemon submitted it: polled from now on
+            try:
+                fresh.start_send(
+                    self.sender, now + timedelta(seconds=self.settings.send_lease), now
+                )
+                self.app.save(fresh)
+            except (BatchError, IntegrityError) as e:
+                self.log("batch_send_waits", batch=fresh.key, reason=str(e)[:200])
+                return
+        batch = entry.batch
         try:
             found = None if first else self.api.find(batch.key)
             if found is not None:
-                self._submitted(batch, found, found_again=True)
+                self._submitted(entry, found, found_again=True)
                 return
             if batch.file_id is None:
                 content = entry.content or self._rebuild(batch)
@@ -347,16 +386,15 @@ class BatchDriver:
             )
             if self.crash_after_create:
                 raise CrashForTest(f"crash after creating {created.id}")
-            self._submitted(batch, created, found_again=False)
+            self._submitted(entry, created, found_again=False)
         except CrashForTest:
             raise
-        except Exception as e:  # the server or the network: tried again at the next poll
+        except Exception as e:  # the server, the network, a race: tried again at the next poll
             self.log("batch_send_failed", batch=batch.key, error=f"{type(e).__name__}: {e}"[:300])
-            entry.next_poll = time.monotonic() + self.settings.poll_interval
 
-    def _submitted(self, batch: AIBatch, state: BatchState, found_again: bool) -> None:
-        batch.submitted(state.id, state.status, found_again, self.clock())
-        self.app.save(batch)
+    def _submitted(self, entry: Open, state: BatchState, found_again: bool) -> None:
+        batch = entry.batch
+        self._store(entry, lambda b: b.submitted(state.id, state.status, found_again, self.clock()))
         self.log(
             "batch_submitted",
             batch=batch.key,
@@ -364,7 +402,25 @@ class BatchDriver:
             requests=len(batch.requests),
             found_again=found_again,
         )
-        self.open[batch.id].next_poll = time.monotonic() + self.settings.poll_interval
+
+    def _store(self, entry: Open, change: Callable[[AIBatch], object]) -> bool:
+        """Applies ``change`` to the batch and stores it; when another daemon changed the batch
+        first, applies it to the latest state (where it may no longer apply). Returns what
+        ``change`` said (as a bool), False when it did not apply."""
+        for _ in range(3):
+            try:
+                said = change(entry.batch)
+            except BatchError:
+                return False
+            try:
+                self.app.save(entry.batch)
+                return bool(said)
+            except IntegrityError:
+                fresh = self.app.find_batch(entry.batch.id)
+                if fresh is None:
+                    return False
+                entry.batch = fresh
+        return False
 
     def _rebuild(self, batch: AIBatch) -> bytes | None:
         """The file of a batch prepared before a crash, from its sessions (same custom ids);
@@ -396,14 +452,16 @@ class BatchDriver:
             except Exception as e:
                 self.log("batch_poll_failed", batch=entry.batch.key, error=str(e)[:300])
                 continue
-            if entry.batch.status_seen(state.status, state.counts, self.clock()):
-                self.app.save(entry.batch)
+            if self._store(entry, functools.partial(_seen, state, self.clock())):
                 self.log("batch_status", batch=entry.batch.key, status=state.status, **state.counts)
-            if state.status in TERMINAL:
-                self.collect(entry.batch, state)
+            if entry.batch.finished:
+                self.open.pop(bid, None)  # another daemon collected it
+            elif state.status in TERMINAL:
+                self.collect(entry, state)
                 self.open.pop(bid, None)
 
-    def collect(self, batch: AIBatch, state: BatchState) -> Tally:
+    def collect(self, entry: Open, state: BatchState) -> Tally:
+        batch = entry.batch
         results = parse_results(
             self.api.content(state.output_file_id), self.api.content(state.error_file_id)
         )
@@ -427,10 +485,12 @@ class BatchDriver:
                         tally,
                     )
             self.app.save_batch(list(sessions.values()))
-        batch.finish(
-            state.status, tally.succeeded, tally.failed, tally.missing, tally.cost_eur, now
+        self._store(
+            entry,
+            lambda b: b.finish(
+                state.status, tally.succeeded, tally.failed, tally.missing, tally.cost_eur, now
+            ),
         )
-        self.app.save(batch)
         self.log(
             "batch_finished",
             batch=batch.key,
