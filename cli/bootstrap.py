@@ -264,6 +264,8 @@ def run_daemon(
         keeper,
         observer,
     )
+    if driver is not None:
+        driver.partitions = lambda: daemon.fleet.working
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()

@@ -4,6 +4,7 @@ fake server's files and batches endpoints, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,10 +23,20 @@ def batch_run(livedash: Livedash, ai: FakeOpenAI) -> tuple[int, str]:
         {**livedash.env, **env(ai), "LIVEDASH_FETCH_ALLOW_HOSTS": "127.0.0.1"},
     )
     result = job(
-        "run", "--until-idle", "--csv-interval", "0", "--poll-interval", "0.1",
-        "--ai-mode", "batch", "--ai-batch-poll", "0.1", "--ai-batch-gather", "0.5",
+        "run",
+        "--until-idle",
+        "--csv-interval",
+        "0",
+        "--poll-interval",
+        "0.1",
+        "--ai-mode",
+        "batch",
+        "--ai-batch-poll",
+        "0.1",
+        "--ai-batch-gather",
+        "0.5",
         check=False,
-    )  # fmt: skip
+    )
     return result.code, result.stderr
 
 
@@ -76,6 +87,51 @@ def test_batch_mode_and_reprocess_batch_through_the_command(
     events = json.loads(livedash("history", "ai-3", "--company", "AI Co", "--json").stdout)
     analysed = [e for e in events["events"] if e["event"] == "AnalysisRecorded"]
     assert len(analysed) == 2
+
+
+def test_a_killed_batch_daemon_resumes_polling_and_never_submits_twice(
+    livedash: Livedash, tmp_path: Path
+) -> None:
+    with RouteServer() as chats, FakeOpenAI(api_key=KEY) as ai:
+        prepare(livedash, export(tmp_path, chats, 3))
+        ai.batches.polls_to_finish = 1_000_000  # still running when the daemon is killed
+        job = Livedash(
+            livedash.database_url,
+            livedash.cwd,
+            {**livedash.env, **env(ai), "LIVEDASH_FETCH_ALLOW_HOSTS": "127.0.0.1"},
+        )
+        daemon = job.spawn(
+            "run",
+            "--csv-interval",
+            "0",
+            "--poll-interval",
+            "0.1",
+            "--ai-mode",
+            "batch",
+            "--ai-batch-poll",
+            "0.1",
+            "--ai-batch-gather",
+            "0.5",
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (ai.batches.creates and ai.batches.polls >= 2):
+                assert time.monotonic() < deadline, "no batch polled within 60 s"
+                assert daemon.poll() is None, "the daemon exited"
+                time.sleep(0.05)
+        finally:
+            daemon.kill()  # SIGKILL: no graceful stop, nothing recorded at exit
+            daemon.wait(timeout=30)
+        assert ai.paid == 0
+        ai.batches.polls_to_finish = 1  # the next poll finds it done
+        code, err = batch_run(livedash, ai)
+        assert code == 0, err
+        assert '"event": "batch_resumed"' in err
+        assert ai.batches.creates == 1 and ai.paid == 3
+    report = json.loads(livedash("status", "--json").stdout)
+    assert report["stages"]["AI_ANALYSIS"]["COMPLETED"] == 3, report["stages"]
+    costs = json.loads(livedash("costs", "--json").stdout)
+    assert costs["requests"] == 3 and costs["requests_answer_lost"] == 0
 
 
 def test_batch_mode_needs_the_openai_analyser(livedash: Livedash) -> None:

@@ -32,7 +32,7 @@ import contextlib
 import functools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -122,6 +122,9 @@ class BatchDriver:
         self.log = log
         self.crash_after_create = crash_after_create
         self.open: dict[UUID, Open] = {}
+        self.partitions: Callable[[], Collection[int] | None] = lambda: None
+        """The partitions whose sessions this driver claims (a fleet on PostgreSQL: its
+        daemon's, so two daemons do not race for the same sessions); None: all."""
         self._resumed = False
         self._due_since: float | None = None
         """When due work was first seen and left to gather into a fuller batch."""
@@ -153,7 +156,9 @@ class BatchDriver:
         ]
         busy = {r.session_id for o in self.open.values() for r in o.batch.requests}
         with self.engine.connect() as conn:
-            due = due_rows(conn, AI, now, usable, limit + len(busy), per_company=True)
+            due = due_rows(
+                conn, AI, now, usable, limit + len(busy), self.partitions(), per_company=True
+            )
         return [sid for sid, _ in due if sid not in busy][:limit]
 
     def __call__(self) -> None:
