@@ -11,6 +11,7 @@ from cli.settings import Settings
 from processors.clock import utc_now
 from processors.net.credentials import SecretResolver
 from processors.runtime.batch_settings import BatchSettings
+from processors.runtime.retry import RetryPolicy
 from store.application import LiveDashApp
 
 if TYPE_CHECKING:
@@ -62,3 +63,31 @@ def batch_driver(
         api_key=api_key, base_url=config.base_url, max_retries=2, timeout=config.timeout
     )
     return BatchDriver(app, engine, BatchAPI(client), config, batch, utc_now, log)
+
+
+def batch_collector(
+    processor: object,
+    app: LiveDashApp,
+    engine: Any,
+    settings: Settings,
+    policy: RetryPolicy,
+    poll_interval: float,
+    log: Callable[..., None],
+) -> BatchDriver | None:
+    """A standard-mode daemon with the OpenAI analyser collects the batches others submitted
+    (``reprocess --batch``) on the analyser's own client; it submits none. None with the
+    offline analyser (it has no Batch API)."""
+    analyser = getattr(processor, "analyser", None)
+    client = getattr(analyser, "client", None)
+    config = getattr(analyser, "config", None)
+    if client is None or config is None:
+        return None
+    from processors.ai.batch_api import BatchAPI
+    from processors.runtime.batches import BatchDriver
+
+    batch = BatchSettings(
+        poll_interval=poll_interval, installation_budget=settings.ai_budget, policy=policy
+    )
+    return BatchDriver(
+        app, engine, BatchAPI(client, owns_client=False), config, batch, utc_now, log, submit=False
+    )

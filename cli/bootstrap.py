@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -222,11 +223,13 @@ def run_daemon(
     claim_timeout: float = 5.0,
     metrics: MetricsOptions | None = None,
     batch: BatchSettings | None = None,
+    collect_poll: float = 60.0,
 ) -> DaemonSummary:
     """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
     fleet's register always, with partitions on PostgreSQL; serving its metrics and health
     checks when ``metrics`` says where. With ``batch``, AI_ANALYSIS goes through the Batch
-    API (`processors.runtime.batches`) instead of one request per session."""
+    API (`processors.runtime.batches`) instead of one request per session; without it, a daemon
+    with the OpenAI analyser still collects open batches (polled every ``collect_poll`` s)."""
     # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
@@ -240,12 +243,21 @@ def run_daemon(
         )
     scheduled.append(ChainKeeper(log_reader(rt)))
     driver = None
-    if batch is not None and Stage.AI_ANALYSIS in config.stages:
-        from cli.batch_mode import batch_driver
+    if Stage.AI_ANALYSIS in config.stages:
+        from cli.batch_mode import batch_collector, batch_driver
 
-        driver = batch_driver(settings, secrets, rt.app, rt.engine, batch, reporter.log)
-        config.stages = tuple(s for s in config.stages if s is not Stage.AI_ANALYSIS)
-        scheduled.append(driver)
+        policy = config.for_stage(Stage.AI_ANALYSIS).policy
+        if batch is not None:
+            batch = replace(batch, policy=policy)
+            driver = batch_driver(settings, secrets, rt.app, rt.engine, batch, reporter.log)
+            config.stages = tuple(s for s in config.stages if s is not Stage.AI_ANALYSIS)
+        else:
+            ai = processors.get(Stage.AI_ANALYSIS)
+            driver = batch_collector(
+                ai, rt.app, rt.engine, settings, policy, collect_poll, reporter.log
+            )
+        if driver is not None:
+            scheduled.append(driver)
     # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
     presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
     keeper = None

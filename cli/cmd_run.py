@@ -189,7 +189,12 @@ def run(
     ] = 1000,
     ai_batch_poll: Annotated[
         float,
-        typer.Option("--ai-batch-poll", min=0.05, help="Seconds between polls of an open batch"),
+        typer.Option(
+            "--ai-batch-poll",
+            min=0.05,
+            help="Seconds between polls of an open batch (also in standard mode, which collects "
+            "the batches `reprocess --batch` submitted)",
+        ),
     ] = 60.0,
     ai_batch_gather: Annotated[
         float,
@@ -273,6 +278,7 @@ def run(
             if metrics_port is None
             else MetricsOptions(metrics_port, metrics_host, ready_max_lag),
             batch,
+            ai_batch_poll,
         )
     if summary.next_retry_at is not None and until_idle:
         console.print(

@@ -16,7 +16,7 @@ from tests.test_cli_ai_provider import export, prepare
 KEY = "sk-batch-cli"
 
 
-def batch_run(livedash: Livedash, ai: FakeOpenAI) -> tuple[int, str]:
+def batch_run(livedash: Livedash, ai: FakeOpenAI, mode: str = "batch") -> tuple[int, str]:
     job = Livedash(
         livedash.database_url,
         livedash.cwd,
@@ -30,7 +30,7 @@ def batch_run(livedash: Livedash, ai: FakeOpenAI) -> tuple[int, str]:
         "--poll-interval",
         "0.1",
         "--ai-mode",
-        "batch",
+        mode,
         "--ai-batch-poll",
         "0.1",
         "--ai-batch-gather",
@@ -77,9 +77,11 @@ def test_batch_mode_and_reprocess_batch_through_the_command(
         assert [(b["requests"], b["status"]) for b in done["batches"]] == [(4, "validating")]
         assert ai.batches.creates == 2
 
-        code, err = batch_run(livedash, ai)  # collects the batch reprocess submitted
+        # A standard-mode daemon collects the batch reprocess submitted (and pays nothing more).
+        ai.batches.polls_to_finish = 1
+        code, err = batch_run(livedash, ai, "standard")
         assert code == 0, err
-        assert ai.batches.creates == 2 and ai.paid == 8
+        assert ai.batches.creates == 2 and ai.paid == 8 and ai.total == 8
         assert '"event": "batch_resumed"' in err
     costs = json.loads(livedash("costs", "--json").stdout)
     assert costs["requests"] == 8 and costs["requests_answer_lost"] == 0

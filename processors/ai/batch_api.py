@@ -50,8 +50,10 @@ class BatchState:
 
 
 class BatchAPI:
-    def __init__(self, client: openai.OpenAI) -> None:
+    def __init__(self, client: openai.OpenAI, owns_client: bool = True) -> None:
         self.client = client
+        self.owns_client = owns_client
+        """False: the client is the analyser's, which closes it."""
 
     def upload(self, content: bytes, name: str) -> str:
         return self.client.files.create(file=(name, content), purpose="batch").id
@@ -87,4 +89,5 @@ class BatchAPI:
         return self.client.files.content(file_id).text
 
     def close(self) -> None:
-        self.client.close()
+        if self.owns_client:
+            self.client.close()

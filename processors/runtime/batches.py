@@ -109,7 +109,10 @@ class BatchDriver:
         log: Log,
         crash_after_create: bool = False,
         sender: str | None = None,
+        submit: bool = True,
     ) -> None:
+        """``submit`` False: a collector only (a standard-mode daemon), which takes up and
+        finishes the batches others submitted (``reprocess --batch``) and submits none."""
         self.app = app
         self.sender = sender or f"batch-driver-{uuid.uuid4().hex[:12]}"
         """This driver's name on the send leases it takes."""
@@ -125,7 +128,8 @@ class BatchDriver:
         self.partitions: Callable[[], Collection[int] | None] = lambda: None
         """The partitions whose sessions this driver claims (a fleet on PostgreSQL: its
         daemon's, so two daemons do not race for the same sessions); None: all."""
-        self._resumed = False
+        self.submits = submit
+        self._next_resume = 0.0
         self._due_since: float | None = None
         """When due work was first seen and left to gather into a fuller batch."""
         self.submitted: list[AIBatch] = []
@@ -138,7 +142,7 @@ class BatchDriver:
         a budget lets go out (it became due during the daemon's last turn)."""
         if self.open:
             return True
-        return bool(self._due(self.clock(), 1))
+        return self.submits and bool(self._due(self.clock(), 1))
 
     def _due(self, now: datetime, limit: int) -> list[UUID]:
         """Due AI work of active companies that no pause holds and whose budget has room."""
@@ -162,18 +166,21 @@ class BatchDriver:
         return [sid for sid, _ in due if sid not in busy][:limit]
 
     def __call__(self) -> None:
-        if not self._resumed:
+        if time.monotonic() >= self._next_resume:
             self.resume()
         self.poll_due()
-        self.submit_due()
+        if self.submits:
+            self.submit_due()
 
     def close(self) -> None:
         self.api.close()
 
     # ------------------------------------------------------------- resume
     def resume(self) -> None:
-        """Takes up the batches a previous run left open (found from their claims)."""
-        self._resumed = True
+        """Takes up the open batches this driver does not hold (found from their claims): a
+        previous run's, `reprocess --batch`'s, a crashed daemon's. Asked again every poll
+        interval (one indexed query), so batches submitted meanwhile are collected too."""
+        self._next_resume = time.monotonic() + self.settings.poll_interval
         with self.engine.connect() as conn:
             workers = conn.execute(
                 select(sss.c.worker)
