@@ -76,6 +76,9 @@ def test_batch_mode_and_reprocess_batch_through_the_command(
         assert done["reset"] == 4
         assert [(b["requests"], b["status"]) for b in done["batches"]] == [(4, "validating")]
         assert ai.batches.creates == 2
+        open_now = json.loads(livedash("batches", "--json").stdout)
+        assert [(b["requests"], b["finished"]) for b in open_now] == [(4, False)]
+        assert open_now[0]["provider_batch_id"] == done["batches"][0]["provider_batch_id"]
 
         # A standard-mode daemon collects the batch reprocess submitted (and pays nothing more).
         ai.batches.polls_to_finish = 1
@@ -89,6 +92,11 @@ def test_batch_mode_and_reprocess_batch_through_the_command(
     events = json.loads(livedash("history", "ai-3", "--company", "AI Co", "--json").stdout)
     analysed = [e for e in events["events"] if e["event"] == "AnalysisRecorded"]
     assert len(analysed) == 2
+    every = json.loads(livedash("batches", "--all", "--json").stdout)
+    assert [(b["status"], b["finished"]) for b in every] == [("completed", True)] * 2
+    assert json.loads(livedash("batches", "--json").stdout) == []
+    livedash("audit", "verify")  # the batches' own events are in the hash chain too
+    assert livedash("projections", "verify", check=False).code == 0
 
 
 def test_a_killed_batch_daemon_resumes_polling_and_never_submits_twice(
