@@ -97,6 +97,9 @@ class AIBatch(Aggregate):
     class FileUploaded(Event):
         TOPIC = "livedash:AIBatch.FileUploaded"
         file_id: str
+        sha256: str
+        """Of the file as uploaded: ``Prepared``'s unless some sessions changed before it
+        left (their lines were not sent), or the file was rebuilt after a crash."""
 
         def apply(self, aggregate: AIBatch) -> None:
             aggregate.file_id = self.file_id
@@ -214,11 +217,11 @@ class AIBatch(Aggregate):
             raise BatchError(f"{self.sender} is sending it until {self.send_until:%H:%M:%S}")
         self.trigger_event(self.SendStarted, sender=sender, until=until, timestamp=now)
 
-    def file_uploaded(self, file_id: str, now: datetime) -> None:
+    def file_uploaded(self, file_id: str, sha256: str, now: datetime) -> None:
         self._require_open()
         if self.provider_batch_id is not None:
             raise BatchError("the batch is submitted already")
-        self.trigger_event(self.FileUploaded, file_id=file_id, timestamp=now)
+        self.trigger_event(self.FileUploaded, file_id=file_id, sha256=sha256, timestamp=now)
 
     def submitted(self, batch_id: str, status: str, found_again: bool, now: datetime) -> None:
         self._require_open()

@@ -41,7 +41,7 @@ def test_the_send_lease_and_the_life_of_a_batch() -> None:
     with pytest.raises(BatchError, match="a is sending it"):
         b.start_send("b", NOW + timedelta(minutes=10), NOW + timedelta(minutes=1))
     b.start_send("b", NOW + timedelta(minutes=30), NOW + timedelta(minutes=11))  # lease ran out
-    b.file_uploaded("file-1", NOW)
+    b.file_uploaded("file-1", "cd" * 32, NOW)
     b.submitted("batch_1", "validating", False, NOW)
     b.submitted("batch_1", "validating", True, NOW)  # the same id again: nothing new
     with pytest.raises(BatchError, match="submitted already"):

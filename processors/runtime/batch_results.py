@@ -36,6 +36,13 @@ class Tally:
     stale: int = 0
     cost_eur: Decimal | None = field(default_factory=lambda: Decimal(0))
 
+    def merge(self, other: Tally) -> None:
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.missing += other.missing
+        self.stale += other.stale
+        self.add_cost(other.cost_eur)
+
     def add_cost(self, amount: Decimal | None) -> None:
         if self.cost_eur is not None:
             self.cost_eur = None if amount is None else self.cost_eur + amount

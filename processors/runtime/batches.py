@@ -36,6 +36,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
@@ -322,9 +323,16 @@ class BatchDriver:
         )
         batch.start_send(self.sender, now + timedelta(seconds=self.settings.send_lease), now)
         result = self.app.save_batch([batch, *touched])
-        if result.lost:  # another writer changed one of them first: nothing was sent yet
-            self._abandon(batch, [s for s in touched if s in result.saved], requests, "lost race")
-            return None
+        if result.lost:  # another writer changed some first: their lines are not sent
+            saved = result.saved_ids
+            kept = [
+                (r, line) for r, line in zip(requests, lines, strict=True) if r.session_id in saved
+            ]
+            if batch.id not in saved or not kept:
+                claimed = [s for s in touched if s.id in saved]
+                self._abandon(batch, claimed, requests, "its sessions changed meanwhile")
+                return None
+            content = file_content([line for _, line in kept])[0]
         self.log(
             "batch_prepared",
             batch=key,
@@ -348,9 +356,10 @@ class BatchDriver:
             if attempt is not None:
                 with contextlib.suppress(DomainError):
                     session.release_stage(AI, attempt, f"batch not sent: {why}", now)
-        if not batch.finished:
+        stored = self.app.find_batch(batch.id) is not None
+        if stored and not batch.finished:
             batch.abandon(why, now)
-        self.app.save_batch([batch, *sessions])
+        self.app.save_batch([batch, *sessions] if stored else sessions)
         self.open.pop(batch.id, None)
 
     def _send(self, entry: Open) -> None:
@@ -390,7 +399,7 @@ class BatchDriver:
                     self._abandon(batch, [], [], "its sessions moved on before it was sent")
                     return
                 file_id = self.api.upload(content, f"livedash-{batch.key}.jsonl")
-                batch.file_uploaded(file_id, self.clock())
+                batch.file_uploaded(file_id, sha256(content).hexdigest(), self.clock())
                 self.app.save(batch)
             assert batch.file_id is not None
             created = self.api.create(
@@ -469,34 +478,44 @@ class BatchDriver:
             if entry.batch.finished:
                 self.open.pop(bid, None)  # another daemon collected it
             elif state.status in TERMINAL:
-                self.collect(entry, state)
+                try:
+                    texts = (
+                        self.api.content(state.output_file_id),
+                        self.api.content(state.error_file_id),
+                    )
+                except Exception as e:  # read again at the next poll
+                    self.log("batch_download_failed", batch=entry.batch.key, error=str(e)[:300])
+                    continue
+                self.collect(entry, state, *texts)
                 self.open.pop(bid, None)
 
-    def collect(self, entry: Open, state: BatchState) -> Tally:
+    def collect(self, entry: Open, state: BatchState, output: str, errors: str) -> Tally:
+        """Each line to its session's events, in chunks; then ``Finished``. Sessions another
+        writer changed meanwhile get their line applied to their latest state."""
         batch = entry.batch
-        results = parse_results(
-            self.api.content(state.output_file_id), self.api.content(state.error_file_id)
-        )
+        results = parse_results(output, errors)
         now = self.clock()
         tally = Tally()
         requests = batch.requests
         for start in range(0, len(requests), SAVE_CHUNK):
             chunk = requests[start : start + SAVE_CHUNK]
-            sessions = {s.id: s for s in self.app.get_sessions([r.session_id for r in chunk])}
-            for r in chunk:
-                session = sessions.get(r.session_id)
-                if session is not None:
-                    apply_result(
-                        session,
-                        r,
-                        results.get(r.custom_id),
-                        batch,
-                        self.cfg,
-                        self.settings.policy,
-                        now,
-                        tally,
-                    )
-            self.app.save_batch(list(sessions.values()))
+            for _ in range(3):
+                sessions = {s.id: s for s in self.app.get_sessions([r.session_id for r in chunk])}
+                each: dict[UUID, Tally] = {}
+                for r in chunk:
+                    session = sessions.get(r.session_id)
+                    if session is not None:
+                        result = results.get(r.custom_id)
+                        mine = each.setdefault(r.session_id, Tally())
+                        policy = self.settings.policy
+                        apply_result(session, r, result, batch, self.cfg, policy, now, mine)
+                lost = {a.id for a in self.app.save_batch(list(sessions.values())).lost}
+                for sid, counted in each.items():
+                    if sid not in lost:
+                        tally.merge(counted)
+                chunk = [r for r in chunk if r.session_id in lost]
+                if not chunk:
+                    break
         self._store(
             entry,
             lambda b: b.finish(
