@@ -3,16 +3,19 @@ two senders that loaded the same batch, only one can store its send lease."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import openai
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from domain.ai_batch import AIBatch, BatchError, BatchRequest, batch_id_for, batch_of_worker
 from tests.harness import runtime
+from tests.openai_server import FakeOpenAI
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 
@@ -69,3 +72,31 @@ def test_two_senders_of_one_batch_cannot_both_store_their_lease(tmp_path: Path) 
         stored = rt.app.find_batch(b.id)
         assert stored is not None and stored.sender == "a"
         assert stored.requests == b.requests and stored.cost_eur_estimated == Decimal("0.0003")
+
+
+def test_the_fake_servers_batches_cancel_and_list_like_the_api() -> None:
+    with FakeOpenAI(api_key="k") as server:
+        client = openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "User: hoi?"}]}
+        line = {"custom_id": "c1", "method": "POST", "url": "/v1/chat/completions", "body": body}
+        file = client.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
+        made = [
+            client.batches.create(
+                input_file_id=file.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"livedash_batch": f"k{i}"},
+            )
+            for i in range(3)
+        ]
+        assert client.batches.cancel(made[0].id).status == "cancelling"
+        done = client.batches.retrieve(made[0].id)
+        assert (done.status, done.output_file_id) == ("cancelled", None)
+        assert done.request_counts is not None and done.request_counts.failed == 1
+        page = client.batches.list(limit=2)
+        assert [b.id for b in page.data] == [made[2].id, made[1].id] and page.has_more
+        rest = client.batches.list(limit=2, after=made[1].id)
+        assert [b.id for b in rest.data] == [made[0].id]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(api_key="bad", base_url=server.base_url, max_retries=0).batches.list()
+        assert server.batches.creates == 3 and server.paid == 0
