@@ -62,6 +62,7 @@ class World:
     company: Company
     server: FakeOpenAI
     n: int
+    chats: RouteServer
 
     def ids(self) -> list[str]:
         return [f"b{i}" for i in range(self.n)]
@@ -84,7 +85,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         with runtime(database_url) as rt:
             company = rt.app.register_company(Company.register("Batch Co", str(csv), utc_now()))
             csv_import.run_import(rt.app, rt.runner, company, csv_import.file_reader(csv), utc_now)
-        world = World(database_url, company, server, n)
+        world = World(database_url, company, server, n, chats)
         run_daemon(world, batch=False)
         yield world
     finally:
@@ -275,3 +276,50 @@ def test_a_batch_takes_only_what_the_budget_covers(world: World) -> None:
     paid = [u.cost_eur or Decimal(0) for s in found.values() for _, _, u in s.ai_usage]
     assert sum(paid, Decimal(0)) <= budget
     assert all(s.stages[AI].status in (Status.COMPLETED, Status.PENDING) for s in found.values())
+
+
+def test_reprocess_submits_one_batch_per_model(world: World, tmp_path: Path) -> None:
+    csv = tmp_path / "other.csv"
+    csv.write_text(
+        "".join(
+            f"o{i},01.10.2026 10:00:00,01.10.2026 10:05:00,192.0.2.1,NL,dutch,2,happy,no,no,"
+            f"{world.chats.url(f'/c{i}.txt')},2.5,100,0.0010,Sick,hallo\n"
+            for i in range(2)
+        )
+    )
+    with runtime(world.url) as rt:
+        other = rt.app.register_company(Company.register("Other Co", str(csv), utc_now()))
+        other.change_settings(utc_now(), ai_model="gpt-4.1-nano", actor="test", reason="test")
+        rt.app.save(other)
+        csv_import.run_import(rt.app, rt.runner, other, csv_import.file_reader(csv), utc_now)
+    run_daemon(world, batch=False)
+    with runtime(world.url) as rt:
+        rt.runner.catch_up()
+        ids = [session_id_for(world.company.id, e) for e in world.ids()]
+        ids[3:3] = [session_id_for(other.id, f"o{i}") for i in range(2)]  # models interleaved
+        client = openai.OpenAI(api_key=KEY, base_url=world.server.base_url, max_retries=0)
+        cfg = OpenAIAnalyserConfig(api_key=KEY, base_url=world.server.base_url)
+        driver = BatchDriver(
+            rt.app,
+            rt.engine,
+            BatchAPI(client),
+            cfg,
+            BatchSettings(size=5),
+            utc_now,
+            lambda *a, **k: None,
+        )
+        made = driver.submit_sessions(ids)
+        driver.close()
+    assert [(b.model, len(b.requests)) for b in made] == [
+        ("gpt-4o-mini", 3),
+        ("gpt-4.1-nano", 2),
+        ("gpt-4o-mini", 3),
+    ]
+    assert world.server.batches.creates == 3
+    run_daemon(world)  # collects them
+    found = sessions(world)
+    assert all(s.stages[AI].status is Status.COMPLETED for s in found.values()), {
+        e: (s.stages[AI].status, s.stages[AI].error_type, s.stages[AI].worker)
+        for e, s in found.items()
+    }
+    assert world.server.paid == world.n + 2

@@ -139,8 +139,11 @@ class BatchDriver:
     # ------------------------------------------------------------ the job
     @property
     def busy(self) -> bool:
-        """The daemon's ``--until-idle`` waits while batches run, and while AI work is due that
-        a budget lets go out (it became due during the daemon's last turn)."""
+        """The daemon's ``--until-idle`` waits while batches run (its own, or any open one the
+        projection shows), and while AI work is due that a budget lets go out (it became due
+        during the daemon's last turn)."""
+        if not self.open:
+            self.resume()  # the projection may only now show batches submitted meanwhile
         if self.open:
             return True
         return self.submits and bool(self._due(self.clock(), 1))
@@ -237,12 +240,22 @@ class BatchDriver:
         companies = self._companies()
         room = self._budget_room(companies, now)
         made: list[AIBatch] = []
-        ids = list(session_ids)
-        for start in range(0, len(ids), self.settings.size):
-            sessions = self.app.get_sessions(ids[start : start + self.settings.size])
+        remaining = list(session_ids)
+        while remaining:
+            chunk, rest = remaining[: self.settings.size], remaining[self.settings.size :]
+            sessions = self.app.get_sessions(chunk)
             batch = self.prepare(sessions, companies, room, now)
-            if batch is not None:
-                made.append(batch)
+            if batch is None:
+                remaining = rest  # nothing of this chunk can go now (budgets): left PENDING
+                continue
+            made.append(batch)
+            taken = {r.session_id for r in batch.requests}
+            waiting = [  # another model's sessions: the next batch
+                s.id
+                for s in sessions
+                if s.id not in taken and s.is_due(AI, now) and not s.skip_reason(AI)
+            ]
+            remaining = waiting + rest
         return made
 
     def prepare(
@@ -272,13 +285,11 @@ class BatchDriver:
                     touched.append(session)
                 continue
             wanted = company.ai_model or self.cfg.default_model
-            if model is None:
-                model = wanted
-            elif wanted != model:
+            if model is not None and wanted != model:
                 continue  # one model per batch: the next batch takes it
             custom_id = f"ld-{uuid.uuid4().hex}"
-            line = build_line(self.cfg, model, list(session.messages), custom_id)
-            wish = intent(self.cfg, line, model, now)
+            line = build_line(self.cfg, wanted, list(session.messages), custom_id)
+            wish = intent(self.cfg, line, wanted, now)
             cost = wish.cost_eur_estimated or Decimal(0)
             left = room.get(session.company_id)
             everyone = room.get(INSTALLATION)
@@ -289,6 +300,7 @@ class BatchDriver:
             except DomainError:
                 continue
             session.record_ai_request(AI, attempt, wish)
+            model = wanted
             if left is not None:
                 room[session.company_id] = left - cost
             if everyone is not None:
