@@ -226,7 +226,7 @@ def reprocess_cmd(
             "--batch",
             help="AI_ANALYSIS only: send the reset sessions as OpenAI Batch API jobs at once "
             "(half the price, results within 24 h; estimated at batch prices); "
-            "`livedash run --ai-mode batch` collects the results",
+            "any `livedash run` with the OpenAI analyser collects the results",
         ),
     ] = False,
     json_out: JsonOpt = False,
@@ -286,7 +286,10 @@ def reprocess_cmd(
             f"{b['status']} as {b['provider_batch_id'] or '(not yet submitted)'}"
         )
     if result.batches:
-        console.print("`livedash run --ai-mode batch` collects the results when they are ready")
+        console.print(
+            "`livedash run` (with the OpenAI analyser, in either --ai-mode) records the results "
+            "when they are ready; `livedash batches` shows where they are"
+        )
 
 
 def _batch_submitter(ctx: typer.Context, rt: Runtime) -> Submit:
