@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from processors.ingest.importer import CsvSchedule
 from processors.ingest.source import CsvSource
 from processors.net.credentials import SecretResolver
 from processors.net.netguard import AllowList
+from processors.runtime.batch_settings import BatchSettings
 from processors.runtime.config import DaemonConfig, StageConfig
 from processors.runtime.daemon import Daemon
 from processors.runtime.metrics import DaemonMetrics
@@ -222,10 +224,14 @@ def run_daemon(
     reporter: Reporter,
     claim_timeout: float = 5.0,
     metrics: MetricsOptions | None = None,
+    batch: BatchSettings | None = None,
+    collect_poll: float = 60.0,
 ) -> DaemonSummary:
     """Builds the processors and the daemon on ``rt`` and runs it until it stops: in the
     fleet's register always, with partitions on PostgreSQL; serving its metrics and health
-    checks when ``metrics`` says where."""
+    checks when ``metrics`` says where. With ``batch``, AI_ANALYSIS goes through the Batch
+    API (`processors.runtime.batches`) instead of one request per session; without it, a daemon
+    with the OpenAI analyser still collects open batches (polled every ``collect_poll`` s)."""
     # On PostgreSQL the rate limits are the fleet's: every daemon draws on the same rows.
     shared = SharedBuckets(rt.engine) if rt.config.kind == "postgres" else None
     processors = build_processors(settings, secrets, config.stage_configs, shared)
@@ -240,6 +246,22 @@ def run_daemon(
     scheduled.append(ChainKeeper(log_reader(rt)))
     if rt.app.data_keys is not None:
         scheduled.append(RetentionSweep(Backend(rt.app, rt.engine, rt.runner), reporter.log))
+    driver = None
+    if Stage.AI_ANALYSIS in config.stages:
+        from cli.batch_mode import batch_collector, batch_driver
+
+        policy = config.for_stage(Stage.AI_ANALYSIS).policy
+        if batch is not None:
+            batch = replace(batch, policy=policy)
+            driver = batch_driver(settings, secrets, rt.app, rt.engine, batch, reporter.log)
+            config.stages = tuple(s for s in config.stages if s is not Stage.AI_ANALYSIS)
+        else:
+            ai = processors.get(Stage.AI_ANALYSIS)
+            driver = batch_collector(
+                ai, rt.app, rt.engine, settings, policy, collect_poll, reporter.log
+            )
+        if driver is not None:
+            scheduled.append(driver)
     # The daemon paces the register's heartbeat itself (DaemonConfig.fleet_heartbeat).
     presence = Presence(rt.engine, config.worker_id, socket.gethostname(), os.getpid(), utc_now, 0)
     keeper = None
@@ -258,6 +280,8 @@ def run_daemon(
         keeper,
         observer,
     )
+    if driver is not None:
+        driver.partitions = lambda: daemon.fleet.working
     listener = None
     if rt.config.kind == "postgres":
         listener = PgListener(rt.config, events_table(rt.config), daemon.wake.set).start()
@@ -275,6 +299,8 @@ def run_daemon(
         if server:
             server.stop()
         source.close()
+        if driver is not None:
+            driver.close()
         for p in processors.values():
             close = getattr(p, "close", None)
             if close:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from rich.markup import escape
@@ -14,8 +17,9 @@ from cli.context import backend, catch_up, handle_errors, optional_company, stat
 from cli.errors import CliError, ExitCode
 from cli.estimates import DEFAULT_CONFIRM_ABOVE_EUR, ask_above, estimate_settings
 from cli.output import console, exact_text, print_json
+from cli.runtime import Runtime
 from domain.stages import Stage
-from processors.service.reprocess import check_stage, reprocess
+from processors.service.reprocess import Submit, check_stage, reprocess
 from projections.analytics_queries import Period, analytics_report, costs, top_questions
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
@@ -216,6 +220,15 @@ def reprocess_cmd(
             help="Ask (or, without a terminal, refuse unless --yes) above this AI cost in EUR",
         ),
     ] = DEFAULT_CONFIRM_ABOVE_EUR,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="AI_ANALYSIS only: send the reset sessions as OpenAI Batch API jobs at once "
+            "(half the price, results within 24 h; estimated at batch prices); "
+            "any `livedash run` with the OpenAI analyser collects the results",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Force completed stages back to PENDING (history keeps the old results) so a new model or
@@ -224,7 +237,19 @@ def reprocess_cmd(
     settings = state(ctx).settings
     target = Stage.parse(stage)
     check_stage(target)
+    if batch and target is not Stage.AI_ANALYSIS:
+        raise CliError(
+            "--batch submits AI_ANALYSIS work; an earlier stage reaches AI_ANALYSIS later",
+            hint="reprocess that stage without --batch and run `livedash run --ai-mode batch`",
+            code=ExitCode.USAGE,
+        )
+    priced_with = estimate_settings(settings.ai)
+    if batch:
+        priced_with = replace(priced_with, batch=True)
     with state(ctx).runtime() as rt:
+        submit = None
+        if batch and not dry_run:
+            submit = _batch_submitter(ctx, rt)
         result = reprocess(
             backend(rt),
             target,
@@ -233,9 +258,10 @@ def reprocess_cmd(
             model=model,
             reason=reason,
             limit=limit,
-            estimate_with=estimate_settings(settings.ai),
+            estimate_with=priced_with,
             dry_run=dry_run,
             approve=ask_above(confirm_above, yes),
+            submit=submit,
         )
     if json_out:
         print_json(result.model_dump())
@@ -252,5 +278,39 @@ def reprocess_cmd(
         console.print(
             f"{result.reset} session(s) back to PENDING at {result.stage}"
             + (f"; model now {result.model}" if result.model else "")
-            + " — `livedash run` picks them up"
+            + (" — `livedash run` picks them up" if not batch else "")
         )
+    for b in result.batches:
+        console.print(
+            f"batch {b['key']}: {b['requests']} request(s), {b['model']}, "
+            f"{b['status']} as {b['provider_batch_id'] or '(not yet submitted)'}"
+        )
+    if result.batches:
+        console.print(
+            "`livedash run` (with the OpenAI analyser, in either --ai-mode) records the results "
+            "when they are ready; `livedash batches` shows where they are"
+        )
+
+
+def _batch_submitter(ctx: typer.Context, rt: Runtime) -> Submit:
+    from cli.batch_mode import batch_driver
+    from processors.runtime.batch_settings import BatchSettings
+    from processors.runtime.reporting import JsonLogReporter
+
+    st = state(ctx)
+    driver = batch_driver(
+        st.settings,
+        st.secrets,
+        rt.app,
+        rt.engine,
+        BatchSettings(installation_budget=st.settings.ai_budget),
+        JsonLogReporter(stream=sys.stderr).log,
+    )
+
+    def submit(ids: list[UUID]) -> list[dict[str, Any]]:
+        try:
+            return [b.summary() for b in driver.submit_sessions(ids)]
+        finally:
+            driver.close()
+
+    return submit

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cli.batch_mode import check_mode
 from cli.bootstrap import make_reporter, one_daemon_on_sqlite, run_daemon, stage_configs
 from cli.context import catch_up, handle_errors, state
 from cli.errors import CliError, ExitCode
@@ -16,6 +17,7 @@ from cli.metrics import MetricsOptions
 from cli.output import console
 from domain.breaker import BreakerRules
 from domain.stages import WORKER_STAGES, Stage
+from processors.runtime.batch_settings import BatchSettings
 from processors.runtime.config import DaemonConfig
 from projections.health import DEFAULT_MAX_LAG_EVENTS
 
@@ -172,6 +174,39 @@ def run(
             help="/readyz says not ready while a projection lags the log by more events",
         ),
     ] = DEFAULT_MAX_LAG_EVENTS,
+    ai_mode: Annotated[
+        str,
+        typer.Option(
+            "--ai-mode",
+            help="standard: one chat request per session as it becomes due; batch: AI_ANALYSIS "
+            "goes out as OpenAI Batch API jobs (half the price, results within the 24 h window; "
+            "see docs/operations.md); this daemon also collects batches a previous run or "
+            "`reprocess --batch` left open",
+        ),
+    ] = "standard",
+    ai_batch_size: Annotated[
+        int, typer.Option("--ai-batch-size", min=1, max=50_000, help="Requests per batch at most")
+    ] = 1000,
+    ai_batch_poll: Annotated[
+        float,
+        typer.Option(
+            "--ai-batch-poll",
+            min=0.05,
+            help="Seconds between polls of an open batch (also in standard mode, which collects "
+            "the batches `reprocess --batch` submitted)",
+        ),
+    ] = 60.0,
+    ai_batch_gather: Annotated[
+        float,
+        typer.Option(
+            "--ai-batch-gather",
+            min=0.0,
+            help="Seconds due AI work may wait for more to fill a batch (a full one goes at once)",
+        ),
+    ] = 60.0,
+    ai_batch_max_open: Annotated[
+        int, typer.Option("--ai-batch-max-open", min=1, help="Batches in flight at once")
+    ] = 4,
 ) -> None:
     """Run the stage processors: claim due work, process it, record it; until stopped."""
     st = state(ctx)
@@ -220,6 +255,15 @@ def run(
             hint="a few seconds past one heartbeat, e.g. --heartbeat 2 --claim-timeout 5",
             code=ExitCode.USAGE,
         )
+    batch = None
+    if check_mode(ai_mode) == "batch":
+        batch = BatchSettings(
+            size=ai_batch_size,
+            poll_interval=ai_batch_poll,
+            gather=ai_batch_gather,
+            max_open=ai_batch_max_open,
+            installation_budget=st.settings.ai_budget,
+        )
     with st.runtime() as rt, one_daemon_on_sqlite(rt):
         catch_up(rt)
         summary = run_daemon(
@@ -233,6 +277,8 @@ def run(
             None
             if metrics_port is None
             else MetricsOptions(metrics_port, metrics_host, ready_max_lag),
+            batch,
+            ai_batch_poll,
         )
     if summary.next_retry_at is not None and until_idle:
         console.print(

@@ -59,6 +59,7 @@ INSTALLERS: dict[str, Installer] = {
     "questions": _analytics,
     "report": _analytics,
     "reprocess": _analytics,
+    "batches": _register("cli.cmd_batches"),
     "migrate-legacy": _register("cli.cmd_migrate"),
     "workers": _register("cli.cmd_workers"),
     "serve": _register("cli.cmd_serve"),

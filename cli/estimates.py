@@ -23,7 +23,7 @@ def estimate_settings(ai: AISettings) -> EstimateSettings:
         prices = PriceTable.load(ai.prices_file)
     except PriceTableError as e:
         raise CliError(str(e), hint="check LIVEDASH_PRICES_FILE", code=ExitCode.USAGE) from None
-    limits = {
+    limits: dict[str, int] = {
         k: v
         for k, v in {
             "max_prompt_tokens": ai.max_prompt_tokens,
@@ -35,7 +35,8 @@ def estimate_settings(ai: AISettings) -> EstimateSettings:
         default_model=ai.model or DEFAULT_MODEL,
         prices=prices,
         eur_rate=ai.usd_eur_rate or DEFAULT_USD_TO_EUR,
-        **limits,
+        max_prompt_tokens=limits.get("max_prompt_tokens", EstimateSettings.max_prompt_tokens),
+        max_output_tokens=limits.get("max_output_tokens", EstimateSettings.max_output_tokens),
     )
 
 

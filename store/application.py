@@ -25,6 +25,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg import sql
 from pydantic import BaseModel
 
+from domain.ai_batch import AIBatch, BatchRequest
 from domain.analysis import Category, Sentiment, SessionAnalysis
 from domain.breaker import BreakerState
 from domain.company import Company, CompanyStatus, CredentialRef, ImportRun, company_id_for
@@ -104,6 +105,7 @@ MODEL_TRANSCODINGS: tuple[tuple[type[BaseModel], str], ...] = (
     (Message, "message"),
     (StagePause, "stage_pause"),
     (BreakerState, "breaker_state"),
+    (BatchRequest, "ai_batch_request"),
 )
 
 
@@ -331,6 +333,15 @@ class LiveDashApp(Application[UUID]):
                 [i.hex for i in ids],
             )
             return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in curs.fetchall()]
+
+    # ------------------------------------------------------------- AI batches
+    def find_batch(self, batch_id: UUID) -> AIBatch | None:
+        try:
+            found: Aggregate = self.repository.get(batch_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(found, AIBatch)
+        return found
 
     def session_events(self, session_id: UUID) -> list[DomainEventProtocol[UUID]]:
         with self.reading([session_id]):

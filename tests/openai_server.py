@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.openai_batches import FakeBatches
 from tests.servers import BoundedHTTPServer, ServedInThread
 
 SNAPSHOTS: dict[str, str] = {
@@ -202,6 +203,8 @@ class FakeOpenAI(ServedInThread):
         self.abandoned = 0
         self.active = 0
         self.max_active = 0
+        self.batches = FakeBatches(self)
+        """The Files and Batches endpoints (tests/openai_batches.py)."""
         httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         httpd.owner = self
         self._serve(httpd)
@@ -250,6 +253,19 @@ class FakeOpenAI(ServedInThread):
                 self._idle.wait(left)
         return True
 
+    def answer_line(self, body: dict[str, Any]) -> tuple[int, str, Any]:
+        """One line of a batch, answered as a chat request (scripted, checked and counted
+        like one): (status, request id, body)."""
+        request = ChatRequest("/v1/chat/completions", {}, body)
+        reply = self._arrived(request)
+        sent: Sent | None = None
+        try:
+            status, headers, payload = self._answer(request, reply, batch=True)
+            sent = _record(status, headers, payload)
+            return status, headers.get("x-request-id", ""), payload
+        finally:
+            self._finished(sent, False)
+
     # ------------------------------------------------------------- handling
     def _arrived(self, request: ChatRequest) -> Reply:
         with self._lock:
@@ -260,6 +276,9 @@ class FakeOpenAI(ServedInThread):
                 return self._function(request)
             return self._queue.popleft() if self._queue else self.default
 
+    def authorised(self, headers: Mapping[str, str]) -> bool:
+        return self.api_key is None or headers.get("authorization") == f"Bearer {self.api_key}"
+
     def _finished(self, sent: Sent | None, abandoned: bool) -> None:
         with self._lock:
             if sent is not None:
@@ -269,13 +288,14 @@ class FakeOpenAI(ServedInThread):
             self.active -= 1
             self._idle.notify_all()
 
-    def _answer(self, request: ChatRequest, reply: Reply) -> tuple[int, dict[str, str], Any]:
-        """(status, headers, JSON body) for one request; no waiting, no I/O."""
+    def _answer(
+        self, request: ChatRequest, reply: Reply, batch: bool = False
+    ) -> tuple[int, dict[str, str], Any]:
+        """(status, headers, JSON body) for one request; no waiting, no I/O. A batch line was
+        authorised with its batch."""
         rid = reply.request_id or f"req_{uuid.uuid4().hex}"
         headers = {"x-request-id": rid, **reply.headers}
-        if self.api_key is not None and request.headers.get("authorization") != (
-            f"Bearer {self.api_key}"
-        ):
+        if not batch and not self.authorised(request.headers):
             return 401, headers, _error("Incorrect API key provided.", "invalid_api_key")
         problem = _request_problem(request, self.supports_json_schema)
         if reply.kind == "reject_schema" and request.response_format == "json_schema":
@@ -517,11 +537,28 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        self._files_and_batches("GET", b"")
+
+    def _files_and_batches(self, method: str, raw: bytes) -> None:
+        owner = self.server.owner
+        path, _, query = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if not owner.authorised(headers):
+            self._write(401, {}, _error("Incorrect API key provided.", "invalid_api_key"))
+            return
+        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        status, payload = owner.batches.handle(method, path, params, headers, raw)
+        self._write(status, {}, payload)
+
     def do_POST(self) -> None:
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         path = self.path.split("?")[0]
+        if path.startswith(("/v1/files", "/v1/batches")):
+            self._files_and_batches("POST", raw)
+            return
         if path not in ("/v1/chat/completions", "/chat/completions"):
             self._write(404, {}, _error(f"Unknown request URL: POST {path}.", "unknown_url"))
             return
@@ -553,8 +590,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, status: int, headers: Mapping[str, str], payload: Any) -> None:
         """Status line, headers and body in one write: one segment, no Nagle stall."""
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        ctype = "text/html" if isinstance(payload, str) else "application/json"
+        if isinstance(payload, bytes):
+            data, ctype = payload, "application/octet-stream"
+        elif isinstance(payload, str):
+            data, ctype = payload.encode(), "text/html"
+        else:
+            data, ctype = json.dumps(payload).encode(), "application/json"
         reason = self.responses.get(status, ("",))[0]
         lines = [
             f"{self.protocol_version} {status} {reason}",

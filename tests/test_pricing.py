@@ -307,3 +307,43 @@ def test_eur_rate_setting() -> None:
     for bad in ("abc", "0", "-1", "NaN", "Infinity"):
         with pytest.raises(ValueError):
             parse_eur_rate(bad)
+
+
+def test_batch_prices_are_half_and_say_so(table: PriceTable, tmp_path: Path) -> None:
+    for model, (inp, cached, out) in ISSUE_PRICES.items():
+        price = table.lookup(model, TODAY)
+        assert price is not None
+        batch = price.batch()
+        assert (batch.input, batch.cached_input, batch.output) == (
+            Decimal(inp) / 2,
+            Decimal(cached) / 2,
+            Decimal(out) / 2,
+        )
+        assert batch.source == f"{price.source} batch"
+    override = tmp_path / "prices.json"
+    override.write_text(
+        json.dumps(
+            {"prices": [{"model": "m", "input": "1", "output": "3", "valid_from": "2025-01-01"}]}
+        )
+    )
+    derived = PriceTable.load(override).lookup("m", TODAY)
+    assert derived is not None
+    assert (derived.batch().input, derived.batch().output) == (Decimal("0.5"), Decimal("1.5"))
+    assert derived.batch().source.endswith("batch (50% of standard)")
+    override.write_text(
+        json.dumps(
+            {
+                "prices": [
+                    {
+                        "model": "m",
+                        "input": "1",
+                        "output": "3",
+                        "valid_from": "2025-01-01",
+                        "batch": {"input": "x", "output": "1"},
+                    }
+                ]
+            }
+        )
+    )
+    with pytest.raises(PriceTableError, match="'batch' 'input'"):
+        PriceTable.load(override)

@@ -40,6 +40,8 @@ class EstimateSettings:
     eur_rate: Decimal
     max_prompt_tokens: int = 12_000
     max_output_tokens: int = 800
+    batch: bool = False
+    """Priced at the Batch API tier (`Price.batch`): ``reprocess --batch``."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class AICostEstimate(BaseModel):
     """``transcripts``, ``history`` or ``assumed`` (see the module docstring)."""
     output_basis: str
     """``history`` (mean of past responses) or ``max_output_tokens`` (an upper bound)."""
+    tier: str = "standard"
+    """``standard`` or ``batch`` (the Batch API's prices)."""
 
     def describe(self) -> str:
         """One line for people: ``€0.42 for 120 requests (…)``."""
@@ -78,7 +82,8 @@ class AICostEstimate(BaseModel):
         return (
             f"{money} for {self.requests} request(s) ({where or 'none'}; "
             f"~{self.prompt_tokens} prompt + {self.output_tokens} output tokens, "
-            f"prompts from {self.basis}, output from {self.output_basis}{unknown})"
+            f"prompts from {self.basis}, output from {self.output_basis}{unknown}"
+            + ("; at Batch API prices)" if self.tier == "batch" else ")")
         )
 
 
@@ -118,6 +123,8 @@ def estimate(
         if price is None:
             unknown.append(name)
             continue
+        if settings.batch:
+            price = price.batch()
         _usd, eur = cost(price, prompts[name], 0, n * output_each, settings.eur_rate)
         if total is not None:
             total += eur
@@ -134,6 +141,7 @@ def estimate(
         unknown_price_models=unknown,
         basis=_basis(known, guessed, history),
         output_basis="history" if history.responses else "max_output_tokens",
+        tier="batch" if settings.batch else "standard",
     )
 
 

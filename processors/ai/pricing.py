@@ -20,13 +20,18 @@ uncached part is billed at the input price and the cached part at the cached-inp
 completion tokens (reasoning tokens included) at the output price. EUR is the USD cost times a
 configurable rate; ``DEFAULT_USD_TO_EUR`` is only a default (override with
 ``LIVEDASH_USD_EUR_RATE``), not a live exchange rate.
+
+Batch tier (``Price.batch()``): OpenAI's Batch API bills half the standard prices. An entry may
+carry its own ``"batch": {"input": …, "cached_input": …, "output": …}``; without one the batch
+price is half the entry's standard price. Either way the returned price's ``source`` ends in
+``batch`` (or ``batch (50% of standard)``), so every recorded cost says which tier it used.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
@@ -58,6 +63,24 @@ class Price:
     valid_from: date
     source: str
     """Where the price came from, e.g. ``prices.json gpt-4o-mini 2024-07-18``."""
+    batch_prices: tuple[Decimal, Decimal, Decimal] | None = None
+    """The entry's own Batch API (input, cached_input, output), if it lists them."""
+
+    def batch(self) -> Price:
+        """This model's Batch API price: the listed one, or half the standard price."""
+        if self.batch_prices is not None:
+            inp, cached, out = self.batch_prices
+            return replace(
+                self, input=inp, cached_input=cached, output=out, source=f"{self.source} batch"
+            )
+        half = Decimal("0.5")
+        return replace(
+            self,
+            input=self.input * half,
+            cached_input=self.cached_input * half,
+            output=self.output * half,
+            source=f"{self.source} batch (50% of standard)",
+        )
 
 
 def parse_eur_rate(value: str | None) -> Decimal:
@@ -164,7 +187,19 @@ def _entry(raw: Any, index: int, label: str) -> Price:
         output=amounts["output"],
         valid_from=valid_from,
         source=f"{label} {model.strip()} {valid_from.isoformat()}",
+        batch_prices=_batch_entry(raw.get("batch"), f"{where} ({model}) 'batch'"),
     )
+
+
+def _batch_entry(raw: Any, where: str) -> tuple[Decimal, Decimal, Decimal] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PriceTableError(f"{where} must be an object with input, cached_input and output")
+    inp = _usd(raw.get("input"), f"{where} 'input'")
+    out = _usd(raw.get("output"), f"{where} 'output'")
+    cached = raw.get("cached_input")
+    return inp, inp if cached is None else _usd(cached, f"{where} 'cached_input'"), out
 
 
 def _usd(value: Any, where: str) -> Decimal:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -29,9 +31,13 @@ class ReprocessResult(BaseModel):
     """Sessions the command resets (or, with ``dry_run``, would reset)."""
     ai_cost_estimate: AICostEstimate | None = None
     """What the AI analyses this causes will cost; None when no estimate was asked for."""
+    batches: list[dict[str, Any]] = []
+    """With ``submit`` (``--batch``): the Batch API jobs the reset sessions went out in."""
 
 
 Approve = Callable[[int, AICostEstimate | None], None]
+Submit = Callable[[list[UUID]], list[dict[str, Any]]]
+"""Sends the reset sessions' AI work as batches at once (``reprocess --batch``)."""
 """Called with the count and the estimate before anything is written; raises to refuse."""
 
 
@@ -53,11 +59,13 @@ def reprocess(
     estimate_with: EstimateSettings | None = None,
     dry_run: bool = False,
     approve: Approve | None = None,
+    submit: Submit | None = None,
 ) -> ReprocessResult:
     """Resets ``stage`` of up to ``limit`` COMPLETED sessions (of ``company``, or all); with
     ``model``, that company's (or every company's) AI model changes first. With
     ``estimate_with``, the AI cost of the resets is priced before anything is written;
-    ``dry_run`` stops there."""
+    ``dry_run`` stops there. With ``submit`` (AI_ANALYSIS only), the reset sessions are
+    claimed and sent as Batch API jobs at once, so no standard-mode daemon takes them first."""
     check_stage(stage)
     backend.catch_up()
     info = optional_company(backend.engine, company)
@@ -95,7 +103,10 @@ def reprocess(
     for start in range(0, len(reset), SAVE_BATCH):
         backend.app.save_batch(reset[start : start + SAVE_BATCH])
     backend.catch_up()
-    return result.model_copy(update={"reset": len(reset)})
+    batches = submit([s.id for s in reset]) if submit is not None and reset else []
+    if batches:
+        backend.catch_up()
+    return result.model_copy(update={"reset": len(reset), "batches": batches})
 
 
 def _change_models(
