@@ -8,7 +8,6 @@ when the gate closed (plus whatever was claimed in the tick before it saw the sp
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -98,11 +97,20 @@ class BudgetGate:
         self.installation_stop = installation_stop
 
     def _reached(self, company: Company, stop: BudgetStop, now: datetime) -> None:
-        """Logs it, and records it on the company once per period (the first daemon wins)."""
+        """Logs it, and records it on the company once per period (the first daemon wins).
+
+        The daemon's copy of the company may be older than the log (an import recorded a
+        run since it was read): a lost race is tried again on a fresh copy, which says
+        whether another daemon recorded the moment meanwhile."""
         self._log(stop)
-        if company.record_budget_reached(stop, now):
-            with contextlib.suppress(IntegrityError):  # another daemon recorded it first
+        for _ in range(3):
+            if not company.record_budget_reached(stop, now):
+                return
+            try:
                 self.app.save(company)
+                return
+            except IntegrityError:
+                company = self.app.get_company(company.id)
 
     def _log(self, stop: BudgetStop) -> None:
         self.reporter.log(
