@@ -18,7 +18,7 @@ from typing import Any
 from domain.payloads import AIRequestIntent, AIUsage
 from domain.transcript import Message
 from processors.ai.config import OpenAIAnalyserConfig, transcript_budget
-from processors.ai.pricing import Price, cost
+from processors.ai.pricing import Price, cost, priced
 from processors.ai.prompt import (
     JSON_SCHEMA,
     MESSAGE_OVERHEAD_TOKENS,
@@ -170,15 +170,9 @@ def usage(
     if u is None:
         source = "no usage in the response"
     else:
-        price = batch_price(cfg, returned or requested, received_at)
-        if price is None:
-            source = f"unknown model {returned or requested}"
-        else:
-            try:
-                usd, eur = cost(price, prompt, cached, completion, cfg.eur_rate)
-                source = price.source
-            except ValueError as e:
-                source = f"unusable usage from the server: {e}"
+        model = returned or requested
+        price = batch_price(cfg, model, received_at)
+        usd, eur, source = priced(price, model, prompt, cached, completion, cfg.eur_rate)
     return AIUsage(
         provider=PROVIDER,
         model_requested=requested,

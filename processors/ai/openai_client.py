@@ -46,7 +46,7 @@ from pydantic import ValidationError
 from domain.analysis import SessionAnalysis
 from domain.payloads import AIRequestIntent, AIUsage
 from processors.ai.config import OpenAIAnalyserConfig, transcript_budget
-from processors.ai.pricing import cost
+from processors.ai.pricing import cost, priced
 from processors.ai.prompt import (
     JSON_OBJECT,
     JSON_SCHEMA,
@@ -301,14 +301,10 @@ class OpenAIAnalyser:
         else:
             price = self.config.prices.lookup(priced_as, received_at.date())
             if price is None:
-                source = f"unknown model {priced_as}"
                 self._warn_unknown(priced_as)
-            else:
-                try:
-                    usd, eur = cost(price, prompt, cached, completion_tokens, self.config.eur_rate)
-                    source = price.source
-                except ValueError as e:
-                    source = f"unusable usage from the server: {e}"
+            usd, eur, source = priced(
+                price, priced_as, prompt, cached, completion_tokens, self.config.eur_rate
+            )
         return AIUsage(
             provider=PROVIDER,
             model_requested=requested,

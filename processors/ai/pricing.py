@@ -238,3 +238,23 @@ def cost(
         usd = per_million.scaleb(-6)
         eur = usd * eur_rate
     return usd, eur
+
+
+def priced(
+    price: Price | None,
+    model: str,
+    prompt_tokens: int,
+    cached_tokens: int,
+    completion_tokens: int,
+    eur_rate: Decimal,
+) -> tuple[Decimal | None, Decimal | None, str]:
+    """(USD, EUR, price source) of a response that reported its usage. An unknown model or
+    counts that cannot be priced cost None, and the source says why: the call is recorded
+    all the same."""
+    if price is None:
+        return None, None, f"unknown model {model}"
+    try:
+        usd, eur = cost(price, prompt_tokens, cached_tokens, completion_tokens, eur_rate)
+    except ValueError as e:
+        return None, None, f"unusable usage from the server: {e}"
+    return usd, eur, price.source
