@@ -72,7 +72,10 @@ def status(
         paused, breakers = switches(backend(rt))
     if info is not None:
         paused = [p for p in paused if p.company in (None, info.name)]
-    report = report.model_copy(update={"paused": paused, "breakers": breakers})
+    sealing = "sealed" if rt.app.data_keys is not None else "plain"
+    report = report.model_copy(
+        update={"paused": paused, "breakers": breakers, "personal_data": sealing}
+    )
     if json_out:
         print_json(report)
     else:
@@ -114,6 +117,11 @@ def _print_status(r: StatusReport) -> None:
     for problem in r.import_warnings:
         console.print(f"[yellow]import:[/] {escape(problem.message)}", soft_wrap=True)
     _print_switches(r)
+    if r.personal_data == "plain":
+        console.print(
+            "[dim]personal data: stored in plain text (no LIVEDASH_MASTER_KEY when the "
+            "database was set up): `erase` cannot shred it[/]"
+        )
     if r.fleet is not None:
         _print_fleet(r.fleet)
     if r.recent_failures:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -206,6 +206,9 @@ class StatusReport(BaseModel):
     """Stages paused by an operator (from the pipeline's events)."""
     breakers: list[BreakerInfo] = Field(default_factory=list)
     """Circuit breakers that opened at least once (from the pipeline's events)."""
+    personal_data: Literal["sealed", "plain"] | None = None
+    """``sealed``: personal values are encrypted with per-session keys, so `erase` can
+    shred them; ``plain``: no master key on a database never sealed (`erase` cannot)."""
 
 
 CompanyInfo.model_rebuild()

@@ -219,6 +219,8 @@ def test_sessions_stored_before_encryption_are_refused_by_name(tmp_path: Path) -
     livedash("import", str(csv), "--company", "Acme")
     no_key = livedash("erase", "s-old", "--reason", "r", "--yes", check=False)
     assert no_key.code == 2 and "unsealed" in no_key.stderr
+    assert _json(livedash("status", "--json"))["personal_data"] == "plain"
+    assert "`erase` cannot shred it" in livedash("status").stdout
 
     key = tmp_path / "master.key"
     key.write_text(base64.b64encode(os.urandom(32)).decode())
@@ -229,6 +231,7 @@ def test_sessions_stored_before_encryption_are_refused_by_name(tmp_path: Path) -
     assert "PersonalDataErased" not in livedash("history", "s-old").stdout
     unconfirmed = livedash("erase", "s-old", "--reason", "r", check=False)
     assert unconfirmed.code == 2 and "--yes" in unconfirmed.stderr  # no terminal: no erasure
+    assert _json(livedash("status", "--json"))["personal_data"] == "sealed"
 
     # Once sealing is on, a process without the master key is refused, not half-blind.
     del env["LIVEDASH_MASTER_KEY_FILE"]
