@@ -26,7 +26,7 @@ from tests.servers import RouteServer
 from tests.test_budgets import ai_statuses
 from tests.test_cli_ai_provider import export
 
-SESSIONS = 16
+SESSIONS = 40
 DAEMONS = 2
 CONCURRENCY = 2
 
@@ -107,9 +107,10 @@ def test_two_daemons_hold_one_budget_and_pay_each_session_once(pg_url: str, tmp_
             waiting = ai_statuses(livedash)
             assert waiting.get("FAILED", 0) == 0, waiting
             assert waiting.get("PENDING") == SESSIONS - first, (waiting, first)
-            # Together the daemons overshot by no more than what each had in flight, plus the
-            # claims made before each read the spend again (at most every 0.5 s).
-            assert 1 <= first <= DAEMONS * 2 * CONCURRENCY, first
+            # Together the daemons overshot by what each had in flight, plus the claims made
+            # before each saw the other's requests (its projections catch up every second,
+            # later on a loaded machine): a few, not the 40 that wait.
+            assert 1 <= first <= DAEMONS * 4 * CONCURRENCY, first
             [budget] = json.loads(livedash("status", "--json").stdout)["budgets"]
             assert budget["reached"] is True
 
@@ -124,5 +125,5 @@ def test_two_daemons_hold_one_budget_and_pay_each_session_once(pg_url: str, tmp_
             until(lambda: ai_statuses(livedash) == {"COMPLETED": SESSIONS}, "all done", tmp_path)
             assert len(reached()) == 1, "the moment is recorded once, though two daemons saw it"
         assert ai.paid == SESSIONS, "the rest went on, and no session was paid twice"
-    # 16 sessions over two daemons' halves of the partitions: both had AI work.
+    # 40 sessions over two daemons' halves of the partitions: both had AI work.
     assert workers_of_ai_claims(livedash) == {"d0", "d1"}
