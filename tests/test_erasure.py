@@ -33,17 +33,7 @@ from processors.service.backend import Backend
 from processors.service.erase import erase_sessions
 from tests.conftest import REPO, Livedash
 from tests.factories import T0, Clock, row
-
-RUN = (
-    "run",
-    "--until-idle",
-    "--idle-horizon",
-    "0",
-    "--csv-interval",
-    "0",
-    "--poll-interval",
-    "0.1",
-)
+from tests.test_cli_e2e import RUN
 
 TRANSCRIPT = """\
 [01.05.2025 12:11:18] User: Hoi, ik ben ziek {m}. Wie moet ik bellen?
